@@ -1,0 +1,1 @@
+"""The chaos and contract harness: provisioning, faults, workload, history, checkers, reports, CLI."""

