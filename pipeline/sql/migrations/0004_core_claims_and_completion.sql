@@ -280,7 +280,29 @@ AS $$
     SELECT pg_notify('pipeline_failpoints', p_name);
 $$;
 
-CREATE FUNCTION failpoint_hit(p_name text)
-RETURNS void
+-- Counts a hit and returns the count, so "fire N times" holds across worker restarts. A failpoint armed by
+-- environment at worker start is recorded on its first hit.
+CREATE FUNCTION failpoint_hit(p_name text, p_action text DEFAULT NULL)
+RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ UPDATE failpoints SET hits = hits + 1, last_hit_at = clock_timestamp() WHERE name = p_name $$;
+AS $$
+    INSERT INTO failpoints AS f (name, action, hits, last_hit_at)
+    VALUES (p_name, coalesce(p_action, 'unknown'), 1, clock_timestamp())
+    ON CONFLICT (name) DO UPDATE SET hits = f.hits + 1, last_hit_at = clock_timestamp()
+    RETURNING hits
+$$;
+
+-- The decision worker reads an entity's events under a row lock held until its transaction ends, so two
+-- decisions for one entity never interleave (the second sees what the first appended). A function, so the
+-- decider role needs no UPDATE privilege on the table.
+CREATE FUNCTION lock_entity_events(p_entity_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_events jsonb;
+BEGIN
+    SELECT e.events INTO v_events FROM document_entities e WHERE e.id = p_entity_id FOR UPDATE;
+    RETURN v_events;
+END
+$$;

@@ -1,0 +1,77 @@
+"""A running system under test: its services and worker processes on one database.
+
+`RunningSystem` writes the SUT's settings, starts the external services (learning their URLs), then the
+workers, each under the supervisor so faults can kill, pause or restart any of them. Closing stops them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from harness.sqlfile import named_queries
+from harness.supervisor import Managed, Supervisor
+from harness.sut import Sut
+
+Q = named_queries("system")
+
+
+@dataclass(frozen=True)
+class SystemOptions:
+    workers: dict[str, int] = field(
+        default_factory=lambda: {"fase1-executor": 1, "orchestrator": 1, "scheduler": 1}
+    )
+    batch: int = 10
+    poll_interval_s: float = 0.5
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+class RunningSystem:
+    def __init__(self, sut: Sut, dsn: str, log_dir: Path, options: SystemOptions | None = None) -> None:
+        self.sut = sut
+        self.dsn = dsn
+        self.options = options or SystemOptions()
+        self.supervisor = Supervisor(log_dir)
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> RunningSystem:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        apply_settings(self.dsn, {**self.sut.settings, **self.options.settings})
+        for name, command in self.sut.services.items():
+            managed = self.supervisor.start(name, list(command), env=self.sut.env, wait_url_s=15)
+            self.urls[name] = managed.url or ""
+        for role, count in self.options.workers.items():
+            for index in range(count):
+                self.start_worker(role, index)
+
+    def start_worker(self, role: str, index: int = 0) -> Managed:
+        values = {"dsn": self.dsn, "batch": str(self.options.batch), "poll_interval": str(self.options.poll_interval_s),
+                  "tsa_url": self.urls.get("tsa", ""), "ledger_url": self.urls.get("ledger", "")}
+        return self.supervisor.start(f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env)
+
+    def workers(self, role: str | None = None) -> list[Managed]:
+        return [m for name, m in self.supervisor.procs.items()
+                if name.rsplit("-", 1)[0] in self.sut.workers and (role is None or name.rsplit("-", 1)[0] == role)]
+
+    def close(self) -> None:
+        self.supervisor.close()
+
+
+def apply_settings(dsn: str, settings: dict[str, str]) -> None:
+    if not settings:
+        return
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for key, value in settings.items():
+            conn.execute(Q["set_setting"], {"key": key, "value": str(value)})

@@ -1,0 +1,1 @@
+"""Worker processes: fase1-executor (decides), orchestrator (executes), scheduler (only wakes)."""

@@ -1,0 +1,154 @@
+"""The loop every worker role shares: claim, process, wait for a wake-up, survive the database going away.
+
+A worker holds two connections: `work` for its transactions, and `side` (autocommit) for LISTEN, heartbeats
+and failpoint hit counts, which must be durable even when the work transaction is about to be lost to a
+crash. When the database restarts or crashes, the worker reconnects with capped backoff and carries on; jobs
+it held come back to it or to a peer through lease expiry. SIGTERM (or Ctrl-C) asks it to stop: the current
+batch is finished or released, then the loop ends with exit code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from pipeline.errors import translate
+from pipeline.failpoint import Failpoints
+from pipeline.sql import queries
+
+log = logging.getLogger("pipeline.worker")
+
+COMMON = queries("common")
+
+
+@dataclass
+class WorkerConfig:
+    dsn: str
+    batch: int = 10
+    poll_interval_s: float = 1.0
+    lease_seconds: float | None = None
+    heartbeat_interval_s: float = 2.0
+    db_role: str | None = None  # None: the role's default; "" : stay as the connecting user
+    worker_id: str | None = None
+
+
+class Worker:
+    """Subclasses set `role`, `default_db_role`, `channels` and implement `step()`."""
+
+    role = "worker"
+    default_db_role = ""
+    channels: tuple[str, ...] = ()
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.worker_id = config.worker_id or f"{self.role}@{socket.gethostname()}:{os.getpid()}"
+        self.stopping = False
+        self.jobs_done = 0
+        self.work: psycopg.Connection[Any] | None = None
+        self.side: psycopg.Connection[Any] | None = None
+        self.failpoints = Failpoints(self._record_hit)
+        self._last_heartbeat = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._ask_stop)
+        signal.signal(signal.SIGINT, self._ask_stop)
+        backoff = 0.05
+        while not self.stopping:
+            try:
+                if self.work is None:
+                    self._connect()
+                    backoff = 0.05
+                busy = self.step()
+                self._housekeeping()
+                if not busy and not self.stopping:
+                    self._wait(self.config.poll_interval_s)
+            except psycopg.OperationalError as exc:
+                log.warning("event=db_unavailable worker=%s error=%s", self.worker_id, translate(exc))
+                self._disconnect()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception:
+                # A bug or an unexpected server error must not kill the worker: its jobs would wait for lease
+                # expiry anyway. Log it whole, drop the connections and go on after a pause.
+                log.exception("event=step_failed worker=%s", self.worker_id)
+                self._disconnect()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        self._disconnect()
+        log.info("event=worker_stopped worker=%s jobs_done=%s", self.worker_id, self.jobs_done)
+        return 0
+
+    def step(self) -> bool:
+        """Do one round of work; return True when there may be more right away."""
+        raise NotImplementedError
+
+    def _ask_stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    # -- connections ---------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self.work = psycopg.connect(self.config.dsn, row_factory=dict_row, application_name=self.worker_id)
+        self.side = psycopg.connect(self.config.dsn, autocommit=True, application_name=self.worker_id + "/side")
+        role = self.default_db_role if self.config.db_role is None else self.config.db_role
+        if role and self.side.execute(COMMON["has_role"], {"role": role}).fetchone()[0]:  # type: ignore[index]
+            for conn in (self.work, self.side):
+                conn.execute(COMMON["set_role"], {"role": role})
+            self.work.commit()
+        for channel in (*self.channels, "pipeline_failpoints"):
+            self.side.execute(f"LISTEN {channel}")  # channel names are constants of the worker class
+        self._reload_failpoints()
+        self._heartbeat()
+        log.info("event=worker_connected worker=%s role=%s", self.worker_id, role or "(connecting user)")
+
+    def _disconnect(self) -> None:
+        for conn in (self.work, self.side):
+            if conn is not None:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+        self.work = self.side = None
+
+    # -- waiting, heartbeats, failpoints -------------------------------------------------------------------
+    def _wait(self, timeout_s: float) -> None:
+        """Sleep until a NOTIFY on one of our channels, or the polling fallback's timeout."""
+        assert self.side is not None
+        for note in self.side.notifies(timeout=timeout_s, stop_after=1):
+            self._on_notify(note.channel)
+
+    def _housekeeping(self) -> None:
+        assert self.side is not None
+        for note in self.side.notifies(timeout=0):
+            self._on_notify(note.channel)
+        if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_interval_s:
+            self._heartbeat()
+
+    def _on_notify(self, channel: str) -> None:
+        if channel == "pipeline_failpoints":
+            self._reload_failpoints()
+
+    def _heartbeat(self) -> None:
+        assert self.side is not None
+        self.side.execute(
+            COMMON["heartbeat"],
+            {"worker_id": self.worker_id, "role": self.role, "pid": os.getpid(), "host": socket.gethostname(),
+             "jobs_done": self.jobs_done},
+        )
+        self._last_heartbeat = time.monotonic()
+
+    def _reload_failpoints(self) -> None:
+        assert self.side is not None
+        self.failpoints.load([(r[0], r[1]) for r in self.side.execute(COMMON["load_failpoints"]).fetchall()])
+
+    def _record_hit(self, name: str, action: str) -> int:
+        assert self.side is not None
+        return int(self.side.execute(COMMON["failpoint_hit"], {"name": name, "action": action}).fetchone()[0])

@@ -1,0 +1,77 @@
+"""fase1-executor: the decision worker. It decides; it never executes.
+
+For each claimed decision job it locks the entity's events, asks the pure state machine (`pipeline.flow`)
+what comes next, appends those events and completes the job, all in one transaction. The core trigger turns
+an appended `job.<type>.required` into its job through the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pipeline.flow import decide
+from pipeline.sql import queries
+from pipeline.worker.base import COMMON, Worker
+
+log = logging.getLogger("pipeline.worker.decision")
+Q = queries("decision")
+
+
+class DecisionWorker(Worker):
+    role = "fase1-executor"
+    default_db_role = "pipeline_decider"
+    channels = ("executor_jobs_decision",)
+
+    def step(self) -> bool:
+        conn = self.work
+        assert conn is not None
+        params = {"worker": self.worker_id, "limit": self.config.batch, "lease_seconds": self.config.lease_seconds}
+        jobs = conn.execute(Q["claim"], params).fetchall()
+        conn.commit()
+        if not jobs:
+            return False
+        self.failpoints.hit("fase1.after_claim")
+        for job in jobs:
+            if self.stopping:
+                conn.execute(COMMON["release_job"], {"job_id": job["job_id"], "run_id": job["run_id"]})
+                conn.commit()
+                continue
+            self._decide(conn, job)
+        return len(jobs) == self.config.batch
+
+    def _decide(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
+        try:
+            events = conn.execute(Q["lock_entity_events"], {"entity_id": job["entity_id"]}).fetchone()
+            appended = []
+            for new in decide((events or {}).get("lock_entity_events") or []):
+                event_id = conn.execute(
+                    Q["append_event"],
+                    {"entity_id": job["entity_id"], "type": new.type, "payload": Jsonb(new.payload),
+                     "correlation_id": new.correlation_id, "trace_id": new.trace_id,
+                     "causation_id": new.causation_id},
+                ).fetchone()["append_event"]
+                appended.append((new.type, event_id))
+            self.failpoints.hit("fase1.before_commit")
+            conn.execute(
+                COMMON["complete_job"],
+                {"job_id": job["job_id"], "run_id": job["run_id"],
+                 "result": Jsonb({"appended": [t for t, _ in appended]}),
+                 "result_event_id": appended[0][1] if appended else None},
+            )
+            conn.commit()
+            self.jobs_done += 1
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            conn.rollback()
+            log.warning("event=decision_failed job_id=%s error=%s", job["job_id"], exc)
+            conn.execute(
+                COMMON["fail_job"],
+                {"job_id": job["job_id"], "run_id": job["run_id"], "error": f"{type(exc).__name__}: {exc}"[:2000],
+                 "retryable": True},
+            )
+            conn.commit()
