@@ -237,7 +237,7 @@ class Link:
 
     def _applies(self, toxic: Toxic) -> bool:
         if toxic not in self._rolls:
-            self._rolls[toxic] = True
+            self._rolls[toxic] = random.random() < toxic.spec.toxicity
         return self._rolls[toxic]
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:

@@ -38,3 +38,8 @@ SELECT e.id AS entity_id, req.at AS requested_at, fin.type AS closed_as, fin.at 
 SELECT count(*) FROM document_entities
  WHERE id = ANY(%(ids)s)
    AND (events @> '[{"type": "document.anchored"}]' OR events @> '[{"type": "document.failed"}]')
+
+-- name: live_workers
+-- Workers that have announced themselves (reference pipeline heartbeats); 0 when the SUT has no such table.
+SELECT CASE WHEN to_regclass('worker_heartbeats') IS NULL THEN -1
+            ELSE (SELECT count(*) FROM worker_heartbeats WHERE pid = ANY(%(pids)s)) END

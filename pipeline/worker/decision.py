@@ -35,33 +35,49 @@ class DecisionWorker(Worker):
         if not jobs:
             return False
         self.failpoints.hit("fase1.after_claim")
-        for job in jobs:
-            if self.stopping:
+        if self.stopping:
+            for job in jobs:
                 conn.execute(COMMON["release_job"], {"job_id": job["job_id"], "run_id": job["run_id"]})
-                conn.commit()
-                continue
-            self._decide(conn, job)
+            conn.commit()
+            return False
+        # The whole batch in one transaction (one commit instead of ten), entities locked in a fixed order so
+        # two decision workers never deadlock. If any decision fails, the batch is rolled back and replayed
+        # one job per transaction, so one bad job cannot hold the others back.
+        ordered = sorted(jobs, key=lambda job: (str(job["entity_id"]), job["job_id"]))
+        try:
+            for job in ordered:
+                self._decide(conn, job)
+            self.failpoints.hit("fase1.before_commit")
+            conn.commit()
+            self.jobs_done += len(ordered)
+        except psycopg.OperationalError:
+            raise
+        except Exception:
+            conn.rollback()
+            for job in ordered:
+                self._decide_alone(conn, job)
         return len(jobs) == self.config.batch
 
     def _decide(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
+        events = conn.execute(Q["lock_entity_events"], {"entity_id": job["entity_id"]}).fetchone()
+        appended = []
+        for new in decide((events or {}).get("lock_entity_events") or []):
+            event_id = conn.execute(
+                Q["append_event"],
+                {"entity_id": job["entity_id"], "type": new.type, "payload": Jsonb(new.payload),
+                 "correlation_id": new.correlation_id, "trace_id": new.trace_id, "causation_id": new.causation_id},
+            ).fetchone()["append_event"]
+            appended.append((new.type, event_id))
+        conn.execute(
+            COMMON["complete_job"],
+            {"job_id": job["job_id"], "run_id": job["run_id"], "result": Jsonb({"appended": [t for t, _ in appended]}),
+             "result_event_id": appended[0][1] if appended else None},
+        )
+
+    def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
         try:
-            events = conn.execute(Q["lock_entity_events"], {"entity_id": job["entity_id"]}).fetchone()
-            appended = []
-            for new in decide((events or {}).get("lock_entity_events") or []):
-                event_id = conn.execute(
-                    Q["append_event"],
-                    {"entity_id": job["entity_id"], "type": new.type, "payload": Jsonb(new.payload),
-                     "correlation_id": new.correlation_id, "trace_id": new.trace_id,
-                     "causation_id": new.causation_id},
-                ).fetchone()["append_event"]
-                appended.append((new.type, event_id))
+            self._decide(conn, job)
             self.failpoints.hit("fase1.before_commit")
-            conn.execute(
-                COMMON["complete_job"],
-                {"job_id": job["job_id"], "run_id": job["run_id"],
-                 "result": Jsonb({"appended": [t for t, _ in appended]}),
-                 "result_event_id": appended[0][1] if appended else None},
-            )
             conn.commit()
             self.jobs_done += 1
         except psycopg.OperationalError:

@@ -1,0 +1,169 @@
+"""The `harness` command line.
+
+Exit codes (every command):
+  0  all expectations held
+  1  an expectation failed (a flow not completed, a trace incomplete, a check invalid)
+  2  unknown: a check could not decide
+  3  bad input or arguments (a bad DSN, an unknown entity, a missing binary)
+  4  the harness itself failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import NoReturn
+
+from harness.errors import BadInput, HarnessError
+
+EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3, 4
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _postgres_arg(parser: argparse.ArgumentParser, default: str | None = "embedded") -> None:
+    parser.add_argument("--postgres", default=default, metavar="embedded|docker|DSN",
+                        help="where Postgres comes from (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Chaos and contract harness for Postgres event pipelines.",
+                     epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    e2e = sub.add_parser("e2e", help="run N real protect -> tsa -> anchor flows and verify each trace")
+    e2e.add_argument("--flows", type=int, default=20)
+    e2e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e2e.add_argument("--timeout", type=float, default=300, help="seconds to wait for the flows (default 300)")
+    e2e.add_argument("--decision-workers", type=int, default=1)
+    e2e.add_argument("--orchestrators", type=int, default=1)
+    e2e.add_argument("--batch", type=int, default=25)
+    e2e.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
+    _postgres_arg(e2e)
+
+    trace = sub.add_parser("trace", help="print event -> job -> run -> result for one entity")
+    trace.add_argument("entity", help="the entity id (a uuid)")
+    trace.add_argument("--json", action="store_true")
+    _postgres_arg(trace, default=None)
+
+    up = sub.add_parser("up", help="start the reference system on an embedded Postgres until Ctrl-C")
+    up.add_argument("--sut", type=Path)
+    up.add_argument("--log-dir", type=Path, help="where worker logs go (default: a temp folder, removed at exit)")
+    _postgres_arg(up)
+
+    proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
+    proxy.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _sut(path: Path | None):  # noqa: ANN202
+    from harness.sut import load_sut, reference_sut
+
+    return load_sut(path) if path else reference_sut()
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    from harness.e2e import run_e2e
+    from harness.system import SystemOptions
+
+    if args.flows < 1:
+        raise BadInput(f"--flows must be at least 1, got {args.flows}")
+    options = SystemOptions(workers={"fase1-executor": args.decision_workers, "orchestrator": args.orchestrators,
+                                     "scheduler": 1}, batch=args.batch)
+    result = run_e2e(args.flows, args.postgres, args.timeout, _sut(args.sut), options)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        pg = result.postgres
+        print(f"postgres: {pg.get('provider')} {pg.get('version')} ({pg.get('detail')})")
+        print(f"flows completed: {result.flows_completed}/{result.flows_requested} "
+              f"(failed {result.flows_failed}), traces complete: {result.traces_complete}")
+        print(f"throughput: {result.flows_per_s:.1f} flows/s; latency p50 {result.latency_ms.get('p50')} ms, "
+              f"p99 {result.latency_ms.get('p99')} ms; wall {result.wall_s:.1f} s")
+        for problem in result.problems[:20]:
+            print(f"  problem: {problem}")
+        print("OK" if result.ok else "FAILED")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import uuid
+
+    import psycopg
+
+    from harness.readback import read_trace
+    from harness.trace import render
+
+    if not args.postgres or args.postgres in ("embedded", "docker"):
+        raise BadInput("harness trace reads an existing database: pass --postgres DSN (harness up prints it)")
+    try:
+        uuid.UUID(args.entity)
+    except ValueError as exc:
+        raise BadInput(f"entity {args.entity!r} is not a uuid; pass the id of a document_entities row") from exc
+    try:
+        conn = psycopg.connect(args.postgres, connect_timeout=10, autocommit=True)
+    except psycopg.Error as exc:
+        raise BadInput(f"cannot connect to --postgres: {str(exc).strip().splitlines()[0]}") from exc
+    with conn:
+        trace = read_trace(conn, args.entity)
+    print(json.dumps(trace.as_dict(), indent=2, default=str) if args.json else render(trace))
+    return EXIT_OK if trace.complete else EXIT_FAILED
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from harness.migration import MigrationPlan
+    from harness.provision import open_provider
+    from harness.system import RunningSystem
+
+    sut = _sut(args.sut)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with open_provider(args.postgres, ready_clones=0) as pg, tempfile.TemporaryDirectory(prefix="harness-up-") as tmp:
+        dsn = pg.new_database(MigrationPlan(sut.migrations))
+        log_dir = args.log_dir or Path(tmp)
+        with RunningSystem(sut, dsn, log_dir) as system:
+            info = pg.info()
+            print(f"postgres  {info.provider} {info.version} on {info.host}:{info.port} ({info.detail})")
+            print(f"DSN       {dsn}")
+            for name, url in system.urls.items():
+                print(f"service   {name:<16} {url}")
+            for managed in system.workers():
+                print(f"worker    {managed.name:<16} pid {managed.pid}  log {managed.log_path}")
+            print(f"try       psql '{dsn}' -c \"SELECT request_protection(gen_random_uuid(), 'hello')\"")
+            print(f"          harness trace ENTITY --postgres '{dsn}'")
+            print("running; Ctrl-C stops everything and removes every file", flush=True)
+            stop.wait()
+        print("stopped; server, workers and temp files removed", flush=True)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["proxy"]:
+        from harness.proxy.__main__ import main as proxy_main
+
+        return proxy_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up}
+    try:
+        return handlers[args.command](args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; cleaned up", file=sys.stderr)
+        return EXIT_HARNESS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
