@@ -31,13 +31,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _postgres_arg(parser: argparse.ArgumentParser, default: str | None = "embedded") -> None:
-    parser.add_argument("--postgres", default=default, metavar="embedded|docker|DSN",
-                        help="where Postgres comes from (default: %(default)s)")
+    parser.add_argument(
+        "--postgres",
+        default=default,
+        metavar="embedded|docker|DSN",
+        help="where Postgres comes from (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description="Chaos and contract harness for Postgres event pipelines.",
-                     epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="harness",
+        description="Chaos and contract harness for Postgres event pipelines.",
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     e2e = sub.add_parser("e2e", help="run N real protect -> tsa -> anchor flows and verify each trace")
@@ -57,15 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start the reference system on an embedded Postgres until Ctrl-C")
     up.add_argument("--sut", type=Path)
-    up.add_argument("--log-dir", type=Path, help="where worker logs go (default: a temp folder, removed at exit)")
+    up.add_argument(
+        "--log-dir", type=Path, help="where worker logs go (default: a temp folder, removed at exit)"
+    )
     _postgres_arg(up)
+
+    bench = sub.add_parser("bench", help="throughput and latency beside a raw-SQL baseline from the same run")
+    bench.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
+    bench.add_argument("--jobs", type=int, default=3000)
+    bench.add_argument("--flows", type=int, default=1000)
+    bench.add_argument("--json", action="store_true")
+    _postgres_arg(bench)
 
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
-def _sut(path: Path | None):  # noqa: ANN202
+def _sut(path: Path | None):
     from harness.sut import load_sut, reference_sut
 
     return load_sut(path) if path else reference_sut()
@@ -77,18 +94,24 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 
     if args.flows < 1:
         raise BadInput(f"--flows must be at least 1, got {args.flows}")
-    options = SystemOptions(workers={"fase1-executor": args.decision_workers, "orchestrator": args.orchestrators,
-                                     "scheduler": 1}, batch=args.batch)
+    options = SystemOptions(
+        workers={"fase1-executor": args.decision_workers, "orchestrator": args.orchestrators, "scheduler": 1},
+        batch=args.batch,
+    )
     result = run_e2e(args.flows, args.postgres, args.timeout, _sut(args.sut), options)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
         pg = result.postgres
         print(f"postgres: {pg.get('provider')} {pg.get('version')} ({pg.get('detail')})")
-        print(f"flows completed: {result.flows_completed}/{result.flows_requested} "
-              f"(failed {result.flows_failed}), traces complete: {result.traces_complete}")
-        print(f"throughput: {result.flows_per_s:.1f} flows/s; latency p50 {result.latency_ms.get('p50')} ms, "
-              f"p99 {result.latency_ms.get('p99')} ms; wall {result.wall_s:.1f} s")
+        print(
+            f"flows completed: {result.flows_completed}/{result.flows_requested} "
+            f"(failed {result.flows_failed}), traces complete: {result.traces_complete}"
+        )
+        print(
+            f"throughput: {result.flows_per_s:.1f} flows/s; latency p50 {result.latency_ms.get('p50')} ms, "
+            f"p99 {result.latency_ms.get('p99')} ms; wall {result.wall_s:.1f} s"
+        )
         for problem in result.problems[:20]:
             print(f"  problem: {problem}")
         print("OK" if result.ok else "FAILED")
@@ -108,7 +131,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     try:
         uuid.UUID(args.entity)
     except ValueError as exc:
-        raise BadInput(f"entity {args.entity!r} is not a uuid; pass the id of a document_entities row") from exc
+        raise BadInput(
+            f"entity {args.entity!r} is not a uuid; pass the id of a document_entities row"
+        ) from exc
     try:
         conn = psycopg.connect(args.postgres, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
@@ -128,7 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with open_provider(args.postgres, ready_clones=0) as pg, tempfile.TemporaryDirectory(prefix="harness-up-") as tmp:
+    with (
+        open_provider(args.postgres, ready_clones=0) as pg,
+        tempfile.TemporaryDirectory(prefix="harness-up-") as tmp,
+    ):
         dsn = pg.new_database(MigrationPlan(sut.migrations))
         log_dir = args.log_dir or Path(tmp)
         with RunningSystem(sut, dsn, log_dir) as system:
@@ -147,6 +175,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import as_dict, render, run_bench
+
+    report = run_bench(args.postgres, jobs=args.jobs, flows=args.flows, quick=args.quick)
+    print(json.dumps(as_dict(report), indent=2) if args.json else render(report))
+    return EXIT_FAILED if any(note.startswith("e2e: only") for note in report.notes) else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["proxy"]:
@@ -154,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return proxy_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up}
+    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

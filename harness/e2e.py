@@ -46,10 +46,16 @@ class E2EResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "flows_requested": self.flows_requested, "flows_completed": self.flows_completed,
-            "flows_failed": self.flows_failed, "traces_complete": self.traces_complete,
-            "flows_per_s": round(self.flows_per_s, 1), "latency_ms": self.latency_ms, "wall_s": round(self.wall_s, 2),
-            "postgres": self.postgres, "problems": self.problems[:50],
+            "ok": self.ok,
+            "flows_requested": self.flows_requested,
+            "flows_completed": self.flows_completed,
+            "flows_failed": self.flows_failed,
+            "traces_complete": self.traces_complete,
+            "flows_per_s": round(self.flows_per_s, 1),
+            "latency_ms": self.latency_ms,
+            "wall_s": round(self.wall_s, 2),
+            "postgres": self.postgres,
+            "problems": self.problems[:50],
         }
 
 
@@ -57,8 +63,10 @@ def submit_flows(dsn: str, count: int) -> list[str]:
     """Request `count` protections of new documents; returns the entity ids."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        cur.executemany(Q["request_protection"],
-                        [{"entity_id": e, "document": f"document {e}", "owner_id": "e2e"} for e in ids])
+        cur.executemany(
+            Q["request_protection"],
+            [{"entity_id": e, "document": f"document {e}", "owner_id": "e2e"} for e in ids],
+        )
     return ids
 
 
@@ -95,19 +103,30 @@ def judge_flows(dsn: str, ids: list[str], result: E2EResult) -> None:
                 result.problems.extend(f"entity {entity}: {p}" for p in trace.problems or ("flow failed",))
     if latencies:
         ordered = sorted(latencies)
-        result.latency_ms = {"p50": round(statistics.median(ordered), 1),
-                             "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
-                             "max": round(ordered[-1], 1)}
+        result.latency_ms = {
+            "p50": round(statistics.median(ordered), 1),
+            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+            "max": round(ordered[-1], 1),
+        }
     if first is not None and last is not None and last > first:
         result.flows_per_s = len(rows) / (last - first).total_seconds()
 
 
-def run_e2e(flows: int, postgres: str = "embedded", timeout_s: float = 120, sut: Sut | None = None,
-            options: SystemOptions | None = None, log_dir: Path | None = None) -> E2EResult:
+def run_e2e(
+    flows: int,
+    postgres: str = "embedded",
+    timeout_s: float = 120,
+    sut: Sut | None = None,
+    options: SystemOptions | None = None,
+    log_dir: Path | None = None,
+) -> E2EResult:
     sut = sut or reference_sut()
     result = E2EResult(flows_requested=flows)
     started = time.monotonic()
-    with open_provider(postgres, ready_clones=0) as pg, tempfile.TemporaryDirectory(prefix="harness-e2e-") as tmp:
+    with (
+        open_provider(postgres, ready_clones=0) as pg,
+        tempfile.TemporaryDirectory(prefix="harness-e2e-") as tmp,
+    ):
         info = pg.info()
         result.postgres = {"provider": info.provider, "version": info.version, "detail": info.detail}
         dsn = pg.new_database(MigrationPlan(sut.migrations))

@@ -74,7 +74,9 @@ class MigrationPlan:
 def load_migrations(folder: Path) -> list[Migration]:
     """Read and classify every migration of a folder; raise BadInput naming any file that breaks the rules."""
     if not folder.is_dir():
-        raise BadInput(f"migrations folder {folder} does not exist; point the SUT config at a folder of .sql files")
+        raise BadInput(
+            f"migrations folder {folder} does not exist; point the SUT config at a folder of .sql files"
+        )
     found: list[Migration] = []
     problems: list[str] = []
     for path in sorted(folder.glob("*.sql")):
@@ -90,7 +92,9 @@ def load_migrations(folder: Path) -> list[Migration]:
             continue
         cls = cls or header_cls
         if cls not in CLASSES:
-            problems.append(f"{path.name}: unclassified; add 'core', 'legacy' or 'infra' to its name or header")
+            problems.append(
+                f"{path.name}: unclassified; add 'core', 'legacy' or 'infra' to its name or header"
+            )
             continue
         found.append(Migration(match.group("version"), match.group("name"), cls, path))
     if problems:

@@ -54,15 +54,20 @@ class Supervisor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-              wait_url_s: float | None = None) -> Managed:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, wait_url_s: float | None = None
+    ) -> Managed:
         """Start a process. With `wait_url_s`, wait for its `listening on URL` line and keep the URL."""
         full_env = {**os.environ, **(env or {})}
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                argv, env=full_env, stdin=subprocess.DEVNULL, stderr=log,
-                stdout=subprocess.PIPE if wait_url_s else log, start_new_session=True,
+                argv,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stderr=log,
+                stdout=subprocess.PIPE if wait_url_s else log,
+                start_new_session=True,
             )
         managed = Managed(name, argv, env or {}, log_path, process)
         with self._lock:
@@ -89,8 +94,10 @@ class Supervisor:
         reader.join(timeout_s)
         if not found:
             self.kill(managed.name)
-            raise HarnessError(f"{managed.name} did not print 'listening on URL' within {timeout_s:.0f} s; "
-                               f"its log ({managed.log_path}):\n{tail(managed.log_path)}")
+            raise HarnessError(
+                f"{managed.name} did not print 'listening on URL' within {timeout_s:.0f} s; "
+                f"its log ({managed.log_path}):\n{tail(managed.log_path)}"
+            )
         return found[0]
 
     def get(self, name: str) -> Managed:

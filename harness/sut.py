@@ -38,7 +38,9 @@ class Sut:
 
     def worker_command(self, role: str, **values: str) -> list[str]:
         if role not in self.workers:
-            raise BadInput(f"SUT {self.name!r} has no worker role {role!r}; it has: {', '.join(self.workers)}")
+            raise BadInput(
+                f"SUT {self.name!r} has no worker role {role!r}; it has: {', '.join(self.workers)}"
+            )
         return [part.format(**values) for part in self.workers[role]]
 
     def with_settings(self, **settings: str) -> Sut:
@@ -49,7 +51,9 @@ def reference_sut() -> Sut:
     """The reference pipeline of this repository, found as files (its package is not imported)."""
     spec = importlib.util.find_spec("pipeline")
     if spec is None or not spec.submodule_search_locations:
-        raise BadInput("the reference pipeline package is not installed; run `pip install -e .` in the project")
+        raise BadInput(
+            "the reference pipeline package is not installed; run `pip install -e .` in the project"
+        )
     root = Path(next(iter(spec.submodule_search_locations)))
     py = sys.executable
     worker = (py, "-m", "pipeline", "worker")
@@ -59,8 +63,17 @@ def reference_sut() -> Sut:
         migrations=root / "sql" / "migrations",
         workers={
             "fase1-executor": (*worker, "fase1-executor", *common, "--batch", "{batch}"),
-            "orchestrator": (*worker, "orchestrator", *common, "--batch", "{batch}", "--tsa-url", "{tsa_url}",
-                             "--ledger-url", "{ledger_url}"),
+            "orchestrator": (
+                *worker,
+                "orchestrator",
+                *common,
+                "--batch",
+                "{batch}",
+                "--tsa-url",
+                "{tsa_url}",
+                "--ledger-url",
+                "{ledger_url}",
+            ),
             "scheduler": (*worker, "scheduler", *common),
         },
         services={

@@ -71,18 +71,30 @@ class RunningSystem:
                     return
                 dead = [m.name for m in self.workers() if not m.alive]
                 if dead:
-                    raise HarnessError(f"worker {dead[0]} exited at start; its log:\n{tail(self.supervisor.get(dead[0]).log_path)}")
+                    raise HarnessError(
+                        f"worker {dead[0]} exited at start; its log:\n{tail(self.supervisor.get(dead[0]).log_path)}"
+                    )
                 time.sleep(0.05)
         raise HarnessError(f"workers did not announce themselves within {timeout_s:.0f} s")
 
     def start_worker(self, role: str, index: int = 0) -> Managed:
-        values = {"dsn": self.dsn, "batch": str(self.options.batch), "poll_interval": str(self.options.poll_interval_s),
-                  "tsa_url": self.urls.get("tsa", ""), "ledger_url": self.urls.get("ledger", "")}
-        return self.supervisor.start(f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env)
+        values = {
+            "dsn": self.dsn,
+            "batch": str(self.options.batch),
+            "poll_interval": str(self.options.poll_interval_s),
+            "tsa_url": self.urls.get("tsa", ""),
+            "ledger_url": self.urls.get("ledger", ""),
+        }
+        return self.supervisor.start(
+            f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env
+        )
 
     def workers(self, role: str | None = None) -> list[Managed]:
-        return [m for name, m in self.supervisor.procs.items()
-                if name.rsplit("-", 1)[0] in self.sut.workers and (role is None or name.rsplit("-", 1)[0] == role)]
+        return [
+            m
+            for name, m in self.supervisor.procs.items()
+            if name.rsplit("-", 1)[0] in self.sut.workers and (role is None or name.rsplit("-", 1)[0] == role)
+        ]
 
     def close(self) -> None:
         self.supervisor.close()

@@ -11,8 +11,9 @@ class WaitTimeout(AssertionError):
     """A condition did not come true in time."""
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30, describe: str = "condition",
-               interval: float = 0.05) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30, describe: str = "condition", interval: float = 0.05
+) -> Any:
     """Poll `predicate` until it returns a truthy value and return that value; on timeout raise WaitTimeout
     saying what was awaited and the last value seen."""
     deadline = time.monotonic() + timeout

@@ -30,19 +30,28 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m pipeline", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     worker = sub.add_parser("worker", help="run one worker process until SIGTERM")
     worker.add_argument("role", help=f"one of: {', '.join(ROLES)}")
-    worker.add_argument("--dsn", default=os.environ.get("PIPELINE_DSN"), help="Postgres DSN (or PIPELINE_DSN)")
+    worker.add_argument(
+        "--dsn", default=os.environ.get("PIPELINE_DSN"), help="Postgres DSN (or PIPELINE_DSN)"
+    )
     worker.add_argument("--batch", type=int, default=10, help="jobs claimed per round (default 10)")
-    worker.add_argument("--poll-interval", type=float, default=1.0, help="polling fallback, seconds (default 1)")
+    worker.add_argument(
+        "--poll-interval", type=float, default=1.0, help="polling fallback, seconds (default 1)"
+    )
     worker.add_argument("--lease-seconds", type=float, default=None, help="lease length (default: setting)")
     worker.add_argument("--db-role", default=None, help="database role to SET ROLE to ('' keeps the user)")
     worker.add_argument("--tsa-url", default=os.environ.get("PIPELINE_TSA_URL", "http://127.0.0.1:8701"))
-    worker.add_argument("--ledger-url", default=os.environ.get("PIPELINE_LEDGER_URL", "http://127.0.0.1:8702"))
-    worker.add_argument("--service-timeout", type=float, default=5.0, help="external service timeout, seconds")
+    worker.add_argument(
+        "--ledger-url", default=os.environ.get("PIPELINE_LEDGER_URL", "http://127.0.0.1:8702")
+    )
+    worker.add_argument(
+        "--service-timeout", type=float, default=5.0, help="external service timeout, seconds"
+    )
     worker.add_argument("--worker-id", default=None)
     worker.add_argument("--log-level", default=os.environ.get("PIPELINE_LOG_LEVEL", "WARNING"))
     service = sub.add_parser("service", help="run an external service (tsa or ledger)", add_help=False)
@@ -57,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return service_main(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         if args.role not in ROLES:
             raise UnknownRole(f"unknown worker role {args.role!r}; expected one of: {', '.join(ROLES)}")
@@ -77,11 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     return _build(args).run()
 
 
-def _build(args: argparse.Namespace):  # noqa: ANN202 - returns one of three worker classes
+def _build(args: argparse.Namespace):
     from pipeline.worker.base import WorkerConfig
 
-    config = WorkerConfig(dsn=args.dsn, batch=args.batch, poll_interval_s=args.poll_interval,
-                          lease_seconds=args.lease_seconds, db_role=args.db_role, worker_id=args.worker_id)
+    config = WorkerConfig(
+        dsn=args.dsn,
+        batch=args.batch,
+        poll_interval_s=args.poll_interval,
+        lease_seconds=args.lease_seconds,
+        db_role=args.db_role,
+        worker_id=args.worker_id,
+    )
     if args.role == "fase1-executor":
         from pipeline.worker.decision import DecisionWorker
 
@@ -91,8 +109,10 @@ def _build(args: argparse.Namespace):  # noqa: ANN202 - returns one of three wor
         from pipeline.services.client import ServiceClient
         from pipeline.worker.orchestrator import Orchestrator
 
-        handlers = Handlers(ServiceClient(args.tsa_url, args.service_timeout),
-                            ServiceClient(args.ledger_url, args.service_timeout))
+        handlers = Handlers(
+            ServiceClient(args.tsa_url, args.service_timeout),
+            ServiceClient(args.ledger_url, args.service_timeout),
+        )
         return Orchestrator(config, handlers.table())
     from pipeline.worker.scheduler import Scheduler
 

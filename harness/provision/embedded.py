@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
@@ -104,7 +103,9 @@ class EmbeddedPostgres(Provider):
 
     name = "embedded"
 
-    def __init__(self, settings: dict[str, str] | None = None, ready_clones: int = 2, start_timeout_s: float = 60):
+    def __init__(
+        self, settings: dict[str, str] | None = None, ready_clones: int = 2, start_timeout_s: float = 60
+    ):
         super().__init__(ready_clones=ready_clones)
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.start_timeout_s = start_timeout_s
@@ -141,7 +142,9 @@ class EmbeddedPostgres(Provider):
             raise
 
     def _run_as_server_user(self, args: list[str]) -> subprocess.CompletedProcess[str]:
-        kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
+        kwargs = (
+            {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
+        )
         return subprocess.run(args, capture_output=True, text=True, env=self._env(), **kwargs)
 
     def _env(self) -> dict[str, str]:
@@ -152,27 +155,60 @@ class EmbeddedPostgres(Provider):
     def _initdb(self) -> None:
         assert self.binaries and self.folder
         result = self._run_as_server_user(
-            [self.binaries.path("initdb"), "-D", str(self.folder / "data"), "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]
+            [
+                self.binaries.path("initdb"),
+                "-D",
+                str(self.folder / "data"),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ]
         )
         if result.returncode != 0:
-            raise ProvisionError(f"initdb failed ({self.binaries.bin_dir}): {_tail(result.stderr + result.stdout)}")
+            raise ProvisionError(
+                f"initdb failed ({self.binaries.bin_dir}): {_tail(result.stderr + result.stdout)}"
+            )
 
     def _launch(self) -> None:
         assert self.binaries and self.folder
-        args = [self.binaries.path("postgres"), "-D", str(self.folder / "data"), "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder / 'sock'}"]
+        args = [
+            self.binaries.path("postgres"),
+            "-D",
+            str(self.folder / "data"),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.folder / 'sock'}",
+        ]
         for key, value in self.settings.items():
             args += ["-c", f"{key}={value}"]
-        kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
+        kwargs = (
+            {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
+        )
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
-                start_new_session=True, preexec_fn=_die_with_parent, **kwargs,
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env(),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                **kwargs,
             )
         try:
             self._version = wait_for_postgres(
-                self.admin_dsn(), self.start_timeout_s, alive=lambda: self.process.poll() is None,
+                self.admin_dsn(),
+                self.start_timeout_s,
+                alive=lambda: self.process.poll() is None,
                 describe=f"Postgres on 127.0.0.1:{self.port}",
             )
         except (TimeoutError, RuntimeError) as exc:
@@ -261,8 +297,13 @@ class EmbeddedPostgres(Provider):
 
     def info(self) -> ServerInfo:
         source = self.binaries.source if self.binaries else ""
-        return ServerInfo(provider=self.name, version=self._version, host="127.0.0.1", port=self.port,
-                          detail=f"binaries from {source}")
+        return ServerInfo(
+            provider=self.name,
+            version=self._version,
+            host="127.0.0.1",
+            port=self.port,
+            detail=f"binaries from {source}",
+        )
 
     # -- internals -----------------------------------------------------------------------------------------
     def _family(self) -> list[psutil.Process]:

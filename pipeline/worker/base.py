@@ -9,6 +9,7 @@ batch is finished or released, then the loop ends with exit code 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -97,7 +98,9 @@ class Worker:
     # -- connections ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
         self.work = psycopg.connect(self.config.dsn, row_factory=dict_row, application_name=self.worker_id)
-        self.side = psycopg.connect(self.config.dsn, autocommit=True, application_name=self.worker_id + "/side")
+        self.side = psycopg.connect(
+            self.config.dsn, autocommit=True, application_name=self.worker_id + "/side"
+        )
         role = self.default_db_role if self.config.db_role is None else self.config.db_role
         if role and self.side.execute(COMMON["has_role"], {"role": role}).fetchone()[0]:  # type: ignore[index]
             for conn in (self.work, self.side):
@@ -112,10 +115,8 @@ class Worker:
     def _disconnect(self) -> None:
         for conn in (self.work, self.side):
             if conn is not None:
-                try:
+                with contextlib.suppress(psycopg.Error):
                     conn.close()
-                except psycopg.Error:
-                    pass
         self.work = self.side = None
 
     # -- waiting, heartbeats, failpoints -------------------------------------------------------------------
@@ -140,8 +141,13 @@ class Worker:
         assert self.side is not None
         self.side.execute(
             COMMON["heartbeat"],
-            {"worker_id": self.worker_id, "role": self.role, "pid": os.getpid(), "host": socket.gethostname(),
-             "jobs_done": self.jobs_done},
+            {
+                "worker_id": self.worker_id,
+                "role": self.role,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "jobs_done": self.jobs_done,
+            },
         )
         self._last_heartbeat = time.monotonic()
 

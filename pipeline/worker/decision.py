@@ -29,7 +29,11 @@ class DecisionWorker(Worker):
     def step(self) -> bool:
         conn = self.work
         assert conn is not None
-        params = {"worker": self.worker_id, "limit": self.config.batch, "lease_seconds": self.config.lease_seconds}
+        params = {
+            "worker": self.worker_id,
+            "limit": self.config.batch,
+            "lease_seconds": self.config.lease_seconds,
+        }
         jobs = conn.execute(Q["claim"], params).fetchall()
         conn.commit()
         if not jobs:
@@ -64,14 +68,24 @@ class DecisionWorker(Worker):
         for new in decide((events or {}).get("lock_entity_events") or []):
             event_id = conn.execute(
                 Q["append_event"],
-                {"entity_id": job["entity_id"], "type": new.type, "payload": Jsonb(new.payload),
-                 "correlation_id": new.correlation_id, "trace_id": new.trace_id, "causation_id": new.causation_id},
+                {
+                    "entity_id": job["entity_id"],
+                    "type": new.type,
+                    "payload": Jsonb(new.payload),
+                    "correlation_id": new.correlation_id,
+                    "trace_id": new.trace_id,
+                    "causation_id": new.causation_id,
+                },
             ).fetchone()["append_event"]
             appended.append((new.type, event_id))
         conn.execute(
             COMMON["complete_job"],
-            {"job_id": job["job_id"], "run_id": job["run_id"], "result": Jsonb({"appended": [t for t, _ in appended]}),
-             "result_event_id": appended[0][1] if appended else None},
+            {
+                "job_id": job["job_id"],
+                "run_id": job["run_id"],
+                "result": Jsonb({"appended": [t for t, _ in appended]}),
+                "result_event_id": appended[0][1] if appended else None,
+            },
         )
 
     def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
@@ -87,7 +101,11 @@ class DecisionWorker(Worker):
             log.warning("event=decision_failed job_id=%s error=%s", job["job_id"], exc)
             conn.execute(
                 COMMON["fail_job"],
-                {"job_id": job["job_id"], "run_id": job["run_id"], "error": f"{type(exc).__name__}: {exc}"[:2000],
-                 "retryable": True},
+                {
+                    "job_id": job["job_id"],
+                    "run_id": job["run_id"],
+                    "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    "retryable": True,
+                },
             )
             conn.commit()

@@ -20,8 +20,12 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def run(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def test_e2e_json_summary_for_real_flows() -> None:
@@ -47,7 +51,9 @@ def test_bad_arguments_exit_3() -> None:
 
 
 def test_trace_with_a_bad_dsn_is_one_clear_error() -> None:
-    done = run([*HARNESS, "trace", str(uuid.uuid4()), "--postgres", "host=127.0.0.1 port=1 connect_timeout=2"])
+    done = run(
+        [*HARNESS, "trace", str(uuid.uuid4()), "--postgres", "host=127.0.0.1 port=1 connect_timeout=2"]
+    )
     assert done.returncode == 3
     assert done.stderr.startswith("error: cannot connect to --postgres") and done.stderr.count("\n") == 1
 
@@ -62,7 +68,9 @@ def test_worker_bad_input_exits_3_with_one_line() -> None:
     assert unknown.returncode == 3 and "unknown worker role 'janitor'" in unknown.stderr
     bad_dsn = run([*PIPELINE, "worker", "orchestrator", "--dsn", "host=127.0.0.1 port=1"])
     assert bad_dsn.returncode == 3 and "cannot connect to the database" in bad_dsn.stderr
-    bad_fp = run([*PIPELINE, "worker", "orchestrator", "--dsn", "x"], env={"PIPELINE_FAILPOINTS": "nowhere=crash"})
+    bad_fp = run(
+        [*PIPELINE, "worker", "orchestrator", "--dsn", "x"], env={"PIPELINE_FAILPOINTS": "nowhere=crash"}
+    )
     assert bad_fp.returncode == 3 and "unknown failpoint 'nowhere'" in bad_fp.stderr
 
 
@@ -80,9 +88,15 @@ def test_up_runs_until_ctrl_c_and_leaves_nothing_behind() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             entity = str(uuid.uuid4())
             conn.execute("SELECT request_protection(%s, 'hello')", (entity,))
-            wait_until(lambda: conn.execute("SELECT events @> '[{\"type\": \"document.anchored\"}]' "
-                                            "FROM document_entities WHERE id = %s", (entity,)).fetchone()[0],
-                       30, "a flow requested by hand to complete under harness up")
+            wait_until(
+                lambda: conn.execute(
+                    'SELECT events @> \'[{"type": "document.anchored"}]\' '
+                    "FROM document_entities WHERE id = %s",
+                    (entity,),
+                ).fetchone()[0],
+                30,
+                "a flow requested by hand to complete under harness up",
+            )
             server_pid = _postmaster_pid(conn)
         assert psutil.pid_exists(server_pid)
     finally:

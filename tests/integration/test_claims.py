@@ -32,13 +32,17 @@ def test_each_claim_function_returns_only_its_kind(conn: Conn) -> None:
 def test_concurrent_claimers_never_take_the_same_job(conn: Conn, dsn: str) -> None:
     entity = str(uuid.uuid4())
     conn.execute("INSERT INTO document_entities (id) VALUES (%s)", (entity,))
-    conn.execute("SELECT materialize_job('protect', %s, gen_random_uuid()) FROM generate_series(1, 400)", (entity,))
+    conn.execute(
+        "SELECT materialize_job('protect', %s, gen_random_uuid()) FROM generate_series(1, 400)", (entity,)
+    )
     taken: dict[str, list[int]] = {}
 
     def claimer(name: str) -> None:
         got: list[int] = []
         with psycopg.connect(dsn, autocommit=True) as own:
-            while rows := own.execute("SELECT job_id FROM claim_orchestrator_jobs(%s, 7)", (name,)).fetchall():
+            while rows := own.execute(
+                "SELECT job_id FROM claim_orchestrator_jobs(%s, 7)", (name,)
+            ).fetchall():
                 got.extend(r[0] for r in rows)
         taken[name] = got
 
@@ -57,20 +61,31 @@ def test_concurrent_claimers_never_take_the_same_job(conn: Conn, dsn: str) -> No
 def test_expired_lease_is_reclaimed_and_the_late_worker_is_fenced_off(conn: Conn) -> None:
     seed(conn, {"protect": 1})
     now = conn.execute("SELECT now()").fetchone()[0]
-    job_id, run1 = conn.execute("SELECT job_id, run_id FROM claim_orchestrator_jobs('crashed', 1, 30, %s)",
-                                (now,)).fetchone()
-    assert conn.execute("SELECT count(*) FROM claim_orchestrator_jobs('other', 1, 30, %s)",
-                        (now + timedelta(seconds=29),)).fetchone()[0] == 0  # still leased
+    job_id, run1 = conn.execute(
+        "SELECT job_id, run_id FROM claim_orchestrator_jobs('crashed', 1, 30, %s)", (now,)
+    ).fetchone()
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM claim_orchestrator_jobs('other', 1, 30, %s)", (now + timedelta(seconds=29),)
+        ).fetchone()[0]
+        == 0
+    )  # still leased
     later = now + timedelta(seconds=31)
     job_again, run2, attempt = conn.execute(
-        "SELECT job_id, run_id, attempt FROM claim_orchestrator_jobs('other', 1, 30, %s)", (later,)).fetchone()
+        "SELECT job_id, run_id, attempt FROM claim_orchestrator_jobs('other', 1, 30, %s)", (later,)
+    ).fetchone()
     assert (job_again, attempt) == (job_id, 2) and run2 != run1
-    assert conn.execute("SELECT outcome FROM executor_job_runs WHERE id = %s", (run1,)).fetchone()[0] == "lease_expired"
+    assert (
+        conn.execute("SELECT outcome FROM executor_job_runs WHERE id = %s", (run1,)).fetchone()[0]
+        == "lease_expired"
+    )
     # The first worker wakes up and tries to finish: fenced, nothing written.
     assert conn.execute("SELECT complete_job(%s, %s, '{}')", (job_id, run1)).fetchone()[0] is None
     assert conn.execute("SELECT complete_job(%s, %s, '{}')", (job_id, run2)).fetchone()[0] is not None
-    completed = conn.execute("SELECT count(*) FROM document_entities, jsonb_array_elements(events) e "
-                             "WHERE e ->> 'type' = 'job.protect.completed'").fetchone()[0]
+    completed = conn.execute(
+        "SELECT count(*) FROM document_entities, jsonb_array_elements(events) e "
+        "WHERE e ->> 'type' = 'job.protect.completed'"
+    ).fetchone()[0]
     assert completed == 1
 
 
@@ -81,10 +96,13 @@ def test_failures_retry_with_growing_backoff_then_die_with_a_failed_event(conn: 
     now = conn.execute("SELECT now()").fetchone()[0]
     delays = []
     for attempt in (1, 2, 3):
-        row = conn.execute("SELECT job_id, run_id, attempt FROM claim_orchestrator_jobs('w', 1, 30, %s)",
-                           (now,)).fetchone()
+        row = conn.execute(
+            "SELECT job_id, run_id, attempt FROM claim_orchestrator_jobs('w', 1, 30, %s)", (now,)
+        ).fetchone()
         assert row is not None and row[2] == attempt
-        status = conn.execute("SELECT fail_job(%s, %s, 'tsa down', true, %s)", (row[0], row[1], now)).fetchone()[0]
+        status = conn.execute(
+            "SELECT fail_job(%s, %s, 'tsa down', true, %s)", (row[0], row[1], now)
+        ).fetchone()[0]
         if attempt < 3:
             assert status == "retrying"
             run_at = conn.execute("SELECT run_at FROM executor_jobs WHERE id = %s", (row[0],)).fetchone()[0]
@@ -93,21 +111,31 @@ def test_failures_retry_with_growing_backoff_then_die_with_a_failed_event(conn: 
         else:
             assert status == "dead"
     assert 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0  # base 500 ms, doubling, equal jitter
-    failed = conn.execute("SELECT e FROM document_entities, jsonb_array_elements(events) e "
-                          "WHERE e ->> 'type' = 'job.tsa.failed'").fetchall()
+    failed = conn.execute(
+        "SELECT e FROM document_entities, jsonb_array_elements(events) e "
+        "WHERE e ->> 'type' = 'job.tsa.failed'"
+    ).fetchall()
     assert len(failed) == 1 and failed[0][0]["payload"]["reason"] == "tsa down"
     # The dead job's outcome wakes the decision worker.
-    assert conn.execute("SELECT count(*) FROM executor_jobs WHERE job_type = 'decide_outcome'").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT count(*) FROM executor_jobs WHERE job_type = 'decide_outcome'").fetchone()[0]
+        == 1
+    )
 
 
 def test_non_retryable_failure_is_dead_at_once(conn: Conn) -> None:
     seed(conn, {"anchor": 1})
     job_id, run_id = conn.execute("SELECT job_id, run_id FROM claim_orchestrator_jobs('w', 1)").fetchone()
-    assert conn.execute("SELECT fail_job(%s, %s, 'rejected', false)", (job_id, run_id)).fetchone()[0] == "dead"
+    assert (
+        conn.execute("SELECT fail_job(%s, %s, 'rejected', false)", (job_id, run_id)).fetchone()[0] == "dead"
+    )
 
 
 def test_release_gives_the_job_back_without_counting_the_attempt(conn: Conn) -> None:
     seed(conn, {"protect": 1})
     job_id, run_id = conn.execute("SELECT job_id, run_id FROM claim_orchestrator_jobs('w', 1)").fetchone()
     assert conn.execute("SELECT release_job(%s, %s)", (job_id, run_id)).fetchone()[0] is True
-    assert conn.execute("SELECT status, attempts FROM executor_jobs WHERE id = %s", (job_id,)).fetchone() == ("queued", 0)
+    assert conn.execute("SELECT status, attempts FROM executor_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "queued",
+        0,
+    )

@@ -30,8 +30,13 @@ def jobs_of(conn: Conn, entity: str) -> list[tuple[Any, ...]]:
 
 def test_whitelist_lists_decision_and_execution_types(conn: Conn) -> None:
     rows = dict(conn.execute("SELECT name, kind FROM job_types").fetchall())
-    assert rows == {"decide_request": "decision", "decide_outcome": "decision", "protect": "execution",
-                    "tsa": "execution", "anchor": "execution"}
+    assert rows == {
+        "decide_request": "decision",
+        "decide_outcome": "decision",
+        "protect": "execution",
+        "tsa": "execution",
+        "anchor": "execution",
+    }
 
 
 def test_required_event_of_unknown_type_is_rejected_clearly_and_loses_nothing(conn: Conn) -> None:
@@ -48,21 +53,27 @@ def test_required_event_of_unknown_type_is_rejected_clearly_and_loses_nothing(co
 
 def test_request_materializes_one_decision_job_through_the_trigger(conn: Conn) -> None:
     entity = new_entity(conn)
-    (job_type, kind, via, _source), = jobs_of(conn, entity)
+    ((job_type, kind, via, _source),) = jobs_of(conn, entity)
     assert (job_type, kind, via) == ("decide_request", "decision", "trigger")
 
 
 def test_same_event_appended_twice_gives_one_event_and_one_job(conn: Conn) -> None:
     entity = new_entity(conn)
     event_id = uuid.uuid4()
-    first = conn.execute("SELECT append_event(%s, 'job.protect.required', '{\"document\": \"x\"}', NULL, NULL, NULL, %s)",
-                         (entity, event_id)).fetchone()[0]
-    again = conn.execute("SELECT append_event(%s, 'job.protect.required', '{\"document\": \"x\"}', NULL, NULL, NULL, %s)",
-                         (entity, event_id)).fetchone()[0]
+    first = conn.execute(
+        "SELECT append_event(%s, 'job.protect.required', '{\"document\": \"x\"}', NULL, NULL, NULL, %s)",
+        (entity, event_id),
+    ).fetchone()[0]
+    again = conn.execute(
+        "SELECT append_event(%s, 'job.protect.required', '{\"document\": \"x\"}', NULL, NULL, NULL, %s)",
+        (entity, event_id),
+    ).fetchone()[0]
     assert first == event_id and again is None
     # A writer bypassing the API and appending the very same event object again: the gateway still dedupes.
-    conn.execute("UPDATE document_entities SET events = events || jsonb_build_array(events -> -1) WHERE id = %s",
-                 (entity,))
+    conn.execute(
+        "UPDATE document_entities SET events = events || jsonb_build_array(events -> -1) WHERE id = %s",
+        (entity,),
+    )
     protect_jobs = [j for j in jobs_of(conn, entity) if j[0] == "protect"]
     assert len(protect_jobs) == 1 and protect_jobs[0][3] == event_id
 
@@ -70,15 +81,22 @@ def test_same_event_appended_twice_gives_one_event_and_one_job(conn: Conn) -> No
 def test_gateway_called_twice_for_one_source_event_returns_the_same_job(conn: Conn) -> None:
     entity = new_entity(conn)
     source = uuid.uuid4()
-    first = conn.execute("SELECT job_id, created FROM materialize_job('tsa', %s, %s)", (entity, source)).fetchone()
-    second = conn.execute("SELECT job_id, created FROM materialize_job('tsa', %s, %s)", (entity, source)).fetchone()
+    first = conn.execute(
+        "SELECT job_id, created FROM materialize_job('tsa', %s, %s)", (entity, source)
+    ).fetchone()
+    second = conn.execute(
+        "SELECT job_id, created FROM materialize_job('tsa', %s, %s)", (entity, source)
+    ).fetchone()
     assert first[1] is True and second == (first[0], False)
 
 
 def test_compat_mode_redirects_a_direct_insert_through_the_gateway_and_warns(conn: Conn) -> None:
     entity = new_entity(conn)
-    conn.execute("INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, materialized_via) "
-                 "VALUES ('protect', 'execution', %s, 'legacy-key', gen_random_uuid(), 'legacy:cron')", (entity,))
+    conn.execute(
+        "INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, materialized_via) "
+        "VALUES ('protect', 'execution', %s, 'legacy-key', gen_random_uuid(), 'legacy:cron')",
+        (entity,),
+    )
     protect = [j for j in jobs_of(conn, entity) if j[0] == "protect"]
     assert len(protect) == 1 and protect[0][2] == "compat_redirect"
     events = conn.execute("SELECT events FROM document_entities WHERE id = %s", (entity,)).fetchone()[0]
@@ -93,9 +111,11 @@ def test_strict_mode_rejects_a_direct_insert_and_loses_nothing_else(conn: Conn) 
     conn.execute("UPDATE pipeline_settings SET value = 'strict' WHERE key = 'gateway_mode'")
     before = conn.execute("SELECT count(*) FROM executor_jobs").fetchone()[0]
     with pytest.raises(psycopg.Error) as caught:
-        conn.execute("INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, "
-                     "materialized_via) VALUES ('protect', 'execution', %s, 'k', gen_random_uuid(), 'legacy')",
-                     (entity,))
+        conn.execute(
+            "INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, "
+            "materialized_via) VALUES ('protect', 'execution', %s, 'k', gen_random_uuid(), 'legacy')",
+            (entity,),
+        )
     error = translate(caught.value)
     assert isinstance(error, DirectInsertRejected)
     assert "gateway_mode=strict" in str(error) and "appending a job.<type>.required event" in str(error)
@@ -110,21 +130,31 @@ def test_strict_mode_rejects_a_direct_insert_and_loses_nothing_else(conn: Conn) 
     ("event", "expected"),
     [
         ({"id": "00000000-0000-0000-0000-000000000001", "payload": {}}, 'has no "type"'),
-        ({"id": "00000000-0000-0000-0000-000000000002", "type": "job.protect.required", "payload": [1]},
-         'has a array "payload"'),
+        (
+            {"id": "00000000-0000-0000-0000-000000000002", "type": "job.protect.required", "payload": [1]},
+            'has a array "payload"',
+        ),
         ({"type": "document.protect.requested"}, 'has no "id"'),
     ],
 )
-def test_malformed_event_is_rejected_naming_its_position(conn: Conn, event: dict[str, Any], expected: str) -> None:
+def test_malformed_event_is_rejected_naming_its_position(
+    conn: Conn, event: dict[str, Any], expected: str
+) -> None:
     entity = new_entity(conn)
     with pytest.raises(psycopg.Error) as caught:
-        conn.execute("UPDATE document_entities SET events = events || jsonb_build_array(%s::jsonb) WHERE id = %s",
-                     (Jsonb(event), entity))
+        conn.execute(
+            "UPDATE document_entities SET events = events || jsonb_build_array(%s::jsonb) WHERE id = %s",
+            (Jsonb(event), entity),
+        )
     error = translate(caught.value)
     assert isinstance(error, MalformedEvent)
     assert "events[1]" in str(error) and expected in str(error)
-    assert conn.execute("SELECT jsonb_array_length(events) FROM document_entities WHERE id = %s",
-                        (entity,)).fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT jsonb_array_length(events) FROM document_entities WHERE id = %s", (entity,)
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_malformed_payload_through_the_api_is_rejected(conn: Conn) -> None:
@@ -143,10 +173,17 @@ def test_events_are_append_only(conn: Conn) -> None:
 
 def test_worker_roles_cannot_insert_into_executor_jobs(conn: Conn) -> None:
     for role in ("pipeline_decider", "pipeline_executor", "pipeline_scheduler", "pipeline_writer"):
-        assert conn.execute("SELECT has_table_privilege(%s, 'executor_jobs', 'INSERT')", (role,)).fetchone()[0] is False
-    assert conn.execute("SELECT has_function_privilege('pipeline_executor', "
-                        "'claim_initial_decision_jobs(text, int, double precision, timestamptz)', 'EXECUTE')"
-                        ).fetchone()[0] is False
+        assert (
+            conn.execute("SELECT has_table_privilege(%s, 'executor_jobs', 'INSERT')", (role,)).fetchone()[0]
+            is False
+        )
+    assert (
+        conn.execute(
+            "SELECT has_function_privilege('pipeline_executor', "
+            "'claim_initial_decision_jobs(text, int, double precision, timestamptz)', 'EXECUTE')"
+        ).fetchone()[0]
+        is False
+    )
 
 
 def test_ambiguous_dedupe_key_bug_before_the_fix_and_gone_after(pg: Any, plan: MigrationPlan) -> None:
@@ -154,7 +191,9 @@ def test_ambiguous_dedupe_key_bug_before_the_fix_and_gone_after(pg: Any, plan: M
     with pg.database(buggy) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         entity = str(uuid.uuid4())
         conn.execute("INSERT INTO document_entities (id) VALUES (%s)", (entity,))
-        with pytest.raises(psycopg.errors.AmbiguousColumn, match='column reference "dedupe_key" is ambiguous'):
+        with pytest.raises(
+            psycopg.errors.AmbiguousColumn, match='column reference "dedupe_key" is ambiguous'
+        ):
             conn.execute("SELECT * FROM materialize_job('protect', %s, gen_random_uuid())", (entity,))
         with pytest.raises(psycopg.errors.AmbiguousColumn):  # and so every request fails at the core trigger
             conn.execute("SELECT request_protection(%s, 'doc')", (entity,))

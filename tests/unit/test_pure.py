@@ -18,14 +18,19 @@ def test_failpoint_actions_parse() -> None:
     assert parse_action("2*hang(5)").count == 2 and parse_action("2*hang(5)").arg == "5"
     assert parse_action("crash").verb == "crash" and parse_action("crash").count is None
     assert set(parse_spec("orchestrator.after_claim=crash; fase1.before_commit=raise(x)")) == {
-        "orchestrator.after_claim", "fase1.before_commit"}
+        "orchestrator.after_claim",
+        "fase1.before_commit",
+    }
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("orchestrator.after_claim=explode", "bad failpoint action 'explode'"),
-    ("nowhere=crash", "unknown failpoint 'nowhere'"),
-    ("orchestrator.after_claim", "expected name=action"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("orchestrator.after_claim=explode", "bad failpoint action 'explode'"),
+        ("nowhere=crash", "unknown failpoint 'nowhere'"),
+        ("orchestrator.after_claim", "expected name=action"),
+    ],
+)
 def test_bad_failpoint_specs_name_the_culprit(spec: str, message: str) -> None:
     with pytest.raises(BadFailpoint, match=message):
         parse_spec(spec)
@@ -65,22 +70,69 @@ def _flow_rows() -> tuple[list[dict], list[dict], list[dict]]:
     ids = [str(uuid.uuid4()) for _ in range(4)]
     corr, trace = "c1", "a" * 32
     events = [
-        {"id": ids[0], "type": "document.protect.requested", "correlation_id": corr, "trace_id": trace, "payload": {}},
-        {"id": ids[1], "type": "job.protect.required", "correlation_id": corr, "trace_id": trace, "payload": {}},
-        {"id": ids[2], "type": "job.protect.completed", "correlation_id": corr, "trace_id": trace,
-         "payload": {"job_id": 2}},
+        {
+            "id": ids[0],
+            "type": "document.protect.requested",
+            "correlation_id": corr,
+            "trace_id": trace,
+            "payload": {},
+        },
+        {
+            "id": ids[1],
+            "type": "job.protect.required",
+            "correlation_id": corr,
+            "trace_id": trace,
+            "payload": {},
+        },
+        {
+            "id": ids[2],
+            "type": "job.protect.completed",
+            "correlation_id": corr,
+            "trace_id": trace,
+            "payload": {"job_id": 2},
+        },
         {"id": ids[3], "type": "document.anchored", "correlation_id": corr, "trace_id": trace, "payload": {}},
     ]
     jobs = [
-        {"id": 1, "job_type": "decide_request", "kind": "decision", "status": "succeeded", "source_event_id": ids[0],
-         "correlation_id": corr, "trace_id": trace},
-        {"id": 2, "job_type": "protect", "kind": "execution", "status": "succeeded", "source_event_id": ids[1],
-         "correlation_id": corr, "trace_id": trace},
-        {"id": 3, "job_type": "decide_outcome", "kind": "decision", "status": "succeeded", "source_event_id": ids[2],
-         "correlation_id": corr, "trace_id": trace},
+        {
+            "id": 1,
+            "job_type": "decide_request",
+            "kind": "decision",
+            "status": "succeeded",
+            "source_event_id": ids[0],
+            "correlation_id": corr,
+            "trace_id": trace,
+        },
+        {
+            "id": 2,
+            "job_type": "protect",
+            "kind": "execution",
+            "status": "succeeded",
+            "source_event_id": ids[1],
+            "correlation_id": corr,
+            "trace_id": trace,
+        },
+        {
+            "id": 3,
+            "job_type": "decide_outcome",
+            "kind": "decision",
+            "status": "succeeded",
+            "source_event_id": ids[2],
+            "correlation_id": corr,
+            "trace_id": trace,
+        },
     ]
-    runs = [{"id": n, "job_id": n, "attempt": 1, "worker": "w", "outcome": "succeeded",
-             "result_event_id": ids[2] if n == 2 else None} for n in (1, 2, 3)]
+    runs = [
+        {
+            "id": n,
+            "job_id": n,
+            "attempt": 1,
+            "worker": "w",
+            "outcome": "succeeded",
+            "result_event_id": ids[2] if n == 2 else None,
+        }
+        for n in (1, 2, 3)
+    ]
     return events, jobs, runs
 
 

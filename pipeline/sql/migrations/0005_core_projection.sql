@@ -15,24 +15,23 @@ BEGIN
         RETURN NULL;
     END IF;
     BEGIN
-        INSERT INTO user_documents AS u (id, owner_id, status, last_event_type, last_event_at)
-        VALUES (NEW.id, NEW.owner_id, 'new', v_type, (v_last ->> 'at')::timestamptz)
+        -- One statement per append: the projection rides on every event, so it must stay cheap.
+        INSERT INTO user_documents AS u (id, owner_id, status, last_event_type, last_event_at, content_sha256,
+                                         tsa_serial, anchor_height)
+        VALUES (NEW.id, NEW.owner_id,
+                CASE v_type WHEN 'document.protect.requested' THEN 'protecting' WHEN 'document.anchored' THEN 'anchored'
+                            WHEN 'document.failed' THEN 'failed' ELSE 'new' END,
+                v_type, (v_last ->> 'at')::timestamptz,
+                CASE WHEN v_type = 'job.protect.completed' THEN v_payload ->> 'sha256' END,
+                CASE WHEN v_type = 'job.tsa.completed' THEN v_payload #>> '{token,serial}' END,
+                CASE WHEN v_type = 'job.anchor.completed' THEN (v_payload #>> '{receipt,height}')::bigint END)
         ON CONFLICT (id) DO UPDATE
-           SET last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
+           SET status = CASE WHEN EXCLUDED.status = 'new' THEN u.status ELSE EXCLUDED.status END,
+               last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
+               content_sha256 = coalesce(EXCLUDED.content_sha256, u.content_sha256),
+               tsa_serial = coalesce(EXCLUDED.tsa_serial, u.tsa_serial),
+               anchor_height = coalesce(EXCLUDED.anchor_height, u.anchor_height),
                updated_at = clock_timestamp();
-        UPDATE user_documents u
-           SET status = CASE
-                   WHEN v_type = 'document.protect.requested' THEN 'protecting'
-                   WHEN v_type = 'document.anchored' THEN 'anchored'
-                   WHEN v_type = 'document.failed' THEN 'failed'
-                   ELSE u.status END,
-               content_sha256 = coalesce(CASE WHEN v_type = 'job.protect.completed' THEN v_payload ->> 'sha256' END,
-                                         u.content_sha256),
-               tsa_serial = coalesce(CASE WHEN v_type = 'job.tsa.completed' THEN v_payload #>> '{token,serial}' END,
-                                     u.tsa_serial),
-               anchor_height = coalesce(CASE WHEN v_type = 'job.anchor.completed'
-                                             THEN (v_payload #>> '{receipt,height}')::bigint END, u.anchor_height)
-         WHERE u.id = NEW.id;
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'user_documents projection skipped for entity %: % (%)', NEW.id, SQLERRM, SQLSTATE;
     END;

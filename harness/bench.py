@@ -1,0 +1,159 @@
+"""`harness bench`: the pipeline's speed, each figure beside a baseline measured in the same run.
+
+Machines are shared and noisy, so nothing here is a pass/fail threshold: the report gives rates and their
+ratios to a raw-SQL baseline taken on the same server a moment earlier.
+
+- fresh database: median time to hand out a migrated clone and connect to it;
+- raw canonical step: one Python connection doing only claim -> complete_job (which appends the result
+  event, whose trigger calls the gateway for the next job) -> commit, one job at a time and 10 at a time;
+- worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw (batch 10);
+- core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway;
+- e2e: real flows through every process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from harness.e2e import run_e2e
+from harness.migration import MigrationPlan
+from harness.provision import Provider, open_provider
+from harness.sqlfile import named_queries
+from harness.sut import Sut, reference_sut
+from harness.system import RunningSystem, SystemOptions
+
+Q = named_queries("bench")
+
+
+@dataclass
+class BenchReport:
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def ratio(self, name: str, numerator: str, denominator: str) -> None:
+        if self.figures.get(denominator):
+            self.figures[name] = round(self.figures[numerator] / self.figures[denominator], 2)
+
+
+def seed_protect_jobs(dsn: str, count: int) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+        ids = [r[0] for r in conn.execute(Q["new_entities"], {"count": count}).fetchall()]
+        with conn.cursor() as cur:
+            cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
+
+
+def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
+    seed_protect_jobs(dsn, jobs)
+    with psycopg.connect(dsn) as conn:
+        started = time.perf_counter()
+        done = 0
+        while rows := conn.execute(Q["claim_execution"], {"limit": batch}).fetchall():
+            conn.commit()
+            for job_id, run_id in rows:
+                conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
+            conn.commit()
+            done += len(rows)
+        return done / (time.perf_counter() - started)
+
+
+def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
+    seed_protect_jobs(dsn, jobs)
+    options = SystemOptions(workers={"orchestrator": 1}, batch=batch, poll_interval_s=0.2)
+    system = RunningSystem(sut, dsn, log_dir, options)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # The clock starts once the worker announces itself, as the raw baseline's starts when connected.
+        started = time.perf_counter()
+        with system:
+            started = time.perf_counter()
+            while conn.execute(Q["remaining_protect"]).fetchone()[0] > 0:
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+    return jobs / elapsed
+
+
+def append_rate(dsn: str, clients: int, seconds: float) -> float:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+        entities = [r[0] for r in conn.execute(Q["new_entities"], {"count": clients * 200}).fetchall()]
+    counts = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def client(index: int) -> None:
+        mine = entities[index::clients]
+        with psycopg.connect(dsn, autocommit=True) as own:
+            n = 0
+            while time.perf_counter() < stop:
+                own.execute(Q["require_protect"], {"entity_id": mine[n % len(mine)]})
+                n += 1
+            counts[index] = n
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def clone_ms(provider: Provider, plan: MigrationPlan, samples: int = 9) -> float:
+    provider.keep_ready(plan)
+    times = []
+    for _ in range(samples):
+        time.sleep(0.4)  # let the pool refill, as it does between scenarios
+        started = time.perf_counter()
+        dsn = provider.new_database(plan)
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SELECT 1")
+        times.append((time.perf_counter() - started) * 1000)
+        provider.drop_database(dsn)
+    return statistics.median(times)
+
+
+def run_bench(
+    postgres: str = "embedded", jobs: int = 3000, flows: int = 1000, quick: bool = False
+) -> BenchReport:
+    if quick:
+        jobs, flows = 600, 200
+    sut = reference_sut()
+    plan = MigrationPlan(sut.migrations)
+    report = BenchReport()
+    with (
+        open_provider(postgres, ready_clones=2) as pg,
+        tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp,
+    ):
+        info = pg.info()
+        report.notes.append(f"postgres {info.provider} {info.version}; {jobs} jobs per step figure")
+        report.figures["fresh_database_ms"] = round(clone_ms(pg, plan), 1)
+        dsn = pg.new_database(plan)
+        report.figures["raw_step_jobs_per_s_batch1"] = round(raw_step_rate(dsn, jobs, 1))
+        report.figures["raw_step_jobs_per_s_batch10"] = round(raw_step_rate(dsn, jobs, 10))
+        report.figures["worker_jobs_per_s_batch1"] = round(worker_rate(sut, dsn, jobs, 1, Path(tmp)))
+        report.figures["worker_jobs_per_s_batch10"] = round(worker_rate(sut, dsn, jobs, 10, Path(tmp)))
+        report.figures["append_events_per_s_4_clients"] = round(append_rate(dsn, 4, 3 if quick else 5))
+    report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
+    report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
+    e2e = run_e2e(flows, postgres)
+    report.figures["e2e_flows_per_s"] = round(e2e.flows_per_s, 1)
+    report.figures["e2e_p99_latency_ms"] = e2e.latency_ms.get("p99", 0.0)
+    if not e2e.ok:
+        report.notes.append(f"e2e: only {e2e.flows_completed}/{flows} flows completed")
+    return report
+
+
+def render(report: BenchReport) -> str:
+    lines = [f"{name:<34} {value:>10}" for name, value in report.figures.items()]
+    return "\n".join([*report.notes, *lines])
+
+
+def as_dict(report: BenchReport) -> dict[str, Any]:
+    return {"figures": report.figures, "notes": report.notes}

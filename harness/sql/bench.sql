@@ -1,0 +1,19 @@
+-- Named queries of `harness bench`: the raw-SQL baselines and the seeding they need.
+
+-- name: new_entities
+INSERT INTO document_entities (id) SELECT gen_random_uuid() FROM generate_series(1, %(count)s) RETURNING id
+
+-- name: require_protect
+SELECT append_event(%(entity_id)s, 'job.protect.required', '{"document": "bench"}')
+
+-- name: claim_execution
+SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
+
+-- name: complete
+SELECT complete_job(%(job_id)s, %(run_id)s, '{"sha256": "bench"}')
+
+-- name: remaining_protect
+SELECT count(*) FROM executor_jobs WHERE job_type = 'protect' AND status <> 'succeeded'
+
+-- name: reset_queue
+TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings
