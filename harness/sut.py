@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.errors import BadInput
 
-ROLES = ("fase1-executor", "orchestrator", "scheduler")
+ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ def reference_sut() -> Sut:
                 "{ledger_url}",
             ),
             "scheduler": (*worker, "scheduler", *common),
+            "monitor": (*worker, "monitor", "--dsn", "{dsn}", "--metrics-port", "0"),
         },
         services={
             "tsa": (py, "-m", "pipeline.services", "tsa", "--port", "0"),

@@ -9,14 +9,18 @@ import argparse
 import logging
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import psycopg
 
 from pipeline.errors import UnknownRole
 from pipeline.failpoint import BadFailpoint, parse_spec
 
-ROLES = ("fase1-executor", "orchestrator", "scheduler")
+if TYPE_CHECKING:
+    from pipeline.worker.base import WorkerConfig
+    from pipeline.worker.monitor import Monitor
+
+ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "--service-timeout", type=float, default=5.0, help="external service timeout, seconds"
     )
     worker.add_argument("--worker-id", default=None)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="monitor only: serve Prometheus /metrics on 127.0.0.1:PORT (0 = a free port, printed)",
+    )
     worker.add_argument("--log-level", default=os.environ.get("PIPELINE_LOG_LEVEL", "WARNING"))
     service = sub.add_parser("service", help="run an external service (tsa or ledger)", add_help=False)
     service.add_argument("rest", nargs=argparse.REMAINDER)
@@ -114,9 +124,26 @@ def _build(args: argparse.Namespace):
             ServiceClient(args.ledger_url, args.service_timeout),
         )
         return Orchestrator(config, handlers.table())
+    if args.role == "monitor":
+        return _monitor(config, args.metrics_port)
     from pipeline.worker.scheduler import Scheduler
 
     return Scheduler(config)
+
+
+def _monitor(config: WorkerConfig, metrics_port: int | None) -> Monitor:
+    """The monitor, with its /metrics served first (the URL is the first line on stdout)."""
+    from pipeline.observability.metrics import SnapshotCollector, serve
+    from pipeline.worker.monitor import Monitor
+
+    collector = SnapshotCollector()
+    if metrics_port is not None:
+        try:
+            port = serve(collector, metrics_port)
+        except OSError as exc:
+            _fail(f"cannot serve /metrics on 127.0.0.1:{metrics_port}: {exc.strerror}", 3)
+        print(f"listening on http://127.0.0.1:{port}/metrics", flush=True)
+    return Monitor(config, collector)
 
 
 if __name__ == "__main__":

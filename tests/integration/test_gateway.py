@@ -198,6 +198,6 @@ def test_ambiguous_dedupe_key_bug_before_the_fix_and_gone_after(pg: Any, plan: M
         with pytest.raises(psycopg.errors.AmbiguousColumn):  # and so every request fails at the core trigger
             conn.execute("SELECT request_protection(%s, 'doc')", (entity,))
         applied = apply_migrations(dsn, plan)  # deploy the fix (and what follows it)
-        assert [m.version for m in applied] == ["0008", "0009"]
+        assert [m.version for m in applied][:3] == ["0008", "0009", "0010"]
         conn.execute("SELECT request_protection(%s, 'doc')", (entity,))
         assert conn.execute("SELECT count(*) FROM executor_jobs").fetchone()[0] == 1
