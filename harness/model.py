@@ -1,0 +1,197 @@
+"""Records that cross module boundaries in the chaos harness: the scenario, the recorded run, the verdicts.
+
+A checker sees only a `RunRecord` (the history, the fault windows, the observer samples and the final read of
+the database) and returns a `CheckResult`. Both are plain frozen data, stored in a run folder, so a stored run
+can be re-checked later with the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from harness.history import Op
+
+SUITES = ("smoke", "nightly", "gate", "drill")
+
+
+# -- the scenario --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Workload:
+    flows: int = 20  # documents whose protection is requested
+    rate: float = 10.0  # requests per second, open loop
+    duplicate_same_id: float = 0.0  # share of requests whose event is appended again with the same id
+    duplicate_same_intent: float = 0.0  # share of documents requested a second time (new event id)
+    clients: int = 2
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    fault: str  # a name from the nemesis catalogue
+    at: float = 0.0  # seconds after the workload starts
+    duration: float | None = None  # heal after this long; None: heal when the workload ends
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.fault}({extra})" if extra else self.fault
+
+
+@dataclass(frozen=True)
+class AlertExpectation:
+    rule: str
+    within_s: float  # must be firing within this long after the fault starts
+    resolve: bool = True  # and resolved after healing, before the drain ends
+
+
+@dataclass(frozen=True)
+class Expectations:
+    checks: tuple[str, ...]  # checkers that must hold (valid)
+    catch: tuple[str, ...] = ()  # checkers that must find the planted bug (invalid): the scenario's point
+    alerts_fire: tuple[AlertExpectation, ...] = ()
+    alerts_quiet: bool = True  # no other alert may fire
+    gap_p99_s: float | None = None  # event_to_job_gap p99 outside fault windows
+    throughput_min_ratio: float | None = None  # completed flows/s over requested flows/s
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    suites: tuple[str, ...]
+    seed: int
+    workload: Workload
+    faults: tuple[FaultSpec, ...]
+    expect: Expectations
+    settings: Mapping[str, str] = field(default_factory=dict)  # pipeline_settings rows (the timing profile)
+    workers: Mapping[str, int] = field(default_factory=dict)
+    migrations_until: str | None = None
+    migrations_skip: tuple[str, ...] = ()
+    drain_timeout_s: float = 30.0
+    own_server: bool = False  # server faults (restart, crash, pause) get a private Postgres
+    path: Path | None = None
+
+
+# -- the recorded run ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaultWindow:
+    fault: str
+    label: str
+    start: float  # seconds since the run started
+    end: float | None  # when it was healed
+    start_wall: float
+    end_wall: float | None
+    took_effect: bool | None  # None: could not be told
+    evidence: str = ""
+
+    def covers(self, wall: float, grace_s: float = 0.0) -> bool:
+        end = self.end_wall if self.end_wall is not None else float("inf")
+        return self.start_wall <= wall <= end + grace_s
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """The database as read after the drain."""
+
+    entities: tuple[Mapping[str, Any], ...] = ()  # {"id", "events": [...]}
+    jobs: tuple[Mapping[str, Any], ...] = ()
+    runs: tuple[Mapping[str, Any], ...] = ()
+    compat_warnings: tuple[Mapping[str, Any], ...] = ()
+    alert_history: tuple[Mapping[str, Any], ...] = ()  # {"rule", "state", "at" (epoch s), "value"}
+    job_types: Mapping[str, str] = field(default_factory=dict)  # name -> kind
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    scenario: Scenario
+    ops: tuple[Op, ...]
+    faults: tuple[FaultWindow, ...]
+    samples: tuple[Mapping[str, Any], ...]
+    final: FinalState
+    drained: bool
+    workload_start_wall: float
+    workload_end_wall: float
+
+
+# -- verdicts ------------------------------------------------------------------------------------------------
+class Verdict(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: str  # lost, duplicated, unexpected, missing-result, ...
+    explanation: str  # one sentence with the rows that prove it
+    entities: tuple[str, ...] = ()
+    witnesses: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    verdict: Verdict
+    anomalies: tuple[Anomaly, ...] = ()
+    counts: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the traceback when the checker itself crashed (verdict unknown)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "verdict": str(self.verdict), "counts": dict(self.counts), "error": self.error,
+            "anomalies": [{"kind": a.kind, "explanation": a.explanation, "entities": list(a.entities),
+                           "witnesses": [dict(w) for w in a.witnesses]} for a in self.anomalies],
+        }
+
+
+def combine(verdicts: Iterable[Verdict]) -> Verdict:
+    """invalid beats unknown beats valid."""
+    found = set(verdicts)
+    if Verdict.INVALID in found:
+        return Verdict.INVALID
+    if Verdict.UNKNOWN in found:
+        return Verdict.UNKNOWN
+    return Verdict.VALID
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """One scenario's outcome in a run: its verdict, its checks, and the record they judged."""
+
+    name: str
+    verdict: Verdict
+    checks: tuple[CheckResult, ...]
+    seed: int
+    started_wall: float
+    duration_s: float
+    record: RunRecord | None  # None when the scenario could not run (see error)
+    folder: Path | None = None  # where its artefacts are
+    error: str | None = None  # the harness failed to run it (verdict unknown)
+    repeat: int = 0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole `harness run`: what ran, where, and how it ended."""
+
+    run_id: str
+    command: str  # the exact command line to re-run it
+    git_sha: str
+    git_dirty: bool
+    versions: Mapping[str, str]  # harness, python, postgres, platform
+    seed: int | None
+    started_wall: float
+    duration_s: float
+    scenarios: tuple[ScenarioResult, ...]
+    interrupted: bool = False
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.interrupted and not self.scenarios:
+            return Verdict.UNKNOWN
+        return combine(s.verdict for s in self.scenarios)
