@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import NoReturn
 
+from contracts import cli as contracts_cli
 from harness.errors import BadInput, HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3, 4
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
+    contracts_cli.register(sub)
     return parser
 
 
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return proxy_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench}
+    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, **contracts_cli.HANDLERS}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

@@ -1,0 +1,306 @@
+"""What a piece of SQL does, read with Postgres' own parser (pglast): writes, calls, reads, definitions.
+
+`scan_sql` parses a whole SQL text (a .sql file, or a string found in Python or JS) and walks every
+statement, including the bodies of plpgsql functions and DO blocks (pglast's plpgsql parser), the bodies
+of SQL-language functions, and string constants that themselves parse as SQL (EXECUTE 'INSERT ...').
+Each fact carries its absolute line in the scanned file and the function whose body holds it, so the
+checks can tell "inside the gateway's definition" from "anywhere else".
+
+Locations from the parser are byte offsets into UTF-8; lines are counted on bytes so non-ASCII text does
+not shift them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast.parser import ParseError, parse_plpgsql_json, parse_sql_json
+
+WRITE_VERBS = {"InsertStmt": "INSERT", "CopyStmt": "COPY", "MergeStmt": "MERGE"}
+_SQLISH = re.compile(
+    r"^\s*(\(|with|select|insert|update|delete|merge|copy|create|alter|drop|do|grant|revoke|call|explain|"
+    r"truncate|set|listen|notify|values|table|begin|declare|comment)\b",
+    re.IGNORECASE,
+)
+_ASSIGN = re.compile(r"^[^:]*?:?=")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing the SQL does. `kind` is write | call | read | define | drop | trigger_off | literal (a short
+    string constant, for judging what a definition names)."""
+
+    kind: str
+    name: str  # table written or read, function called/defined/dropped, trigger disabled
+    line: int
+    function: str | None = None  # the function whose body holds it (None: top level)
+    detail: str = ""  # verb for writes (INSERT/COPY/MERGE); table for triggers; snippet
+
+
+@dataclass
+class SqlFacts:
+    facts: list[Fact] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, parser message)
+    statements: int = 0
+
+    def of(self, kind: str) -> list[Fact]:
+        return [f for f in self.facts if f.kind == kind]
+
+    def extend(self, other: SqlFacts) -> None:
+        self.facts.extend(other.facts)
+        self.problems.extend(other.problems)
+        self.statements += other.statements
+
+
+def looks_like_sql(text: str) -> bool:
+    """Whether a host-language string is worth handing to the parser (it starts like a statement)."""
+    return bool(_SQLISH.match(text))
+
+
+def scan_sql(text: str, first_line: int = 1, function: str | None = None) -> SqlFacts | None:
+    """The facts of `text`, whose first line is `first_line` of its file; None when it does not parse."""
+    try:
+        parsed = json.loads(parse_sql_json(text))
+    except ParseError:
+        return None
+    facts = SqlFacts()
+    raw = text.encode("utf-8")
+    for stmt in parsed.get("stmts", []):
+        facts.statements += 1
+        start = stmt.get("stmt_location", 0)
+        length = stmt.get("stmt_len", 0) or len(raw) - start
+        _Walker(raw, first_line, facts, start, length).walk(stmt["stmt"], function)
+    return facts
+
+
+def parse_error(text: str, first_line: int = 1) -> tuple[int, str]:
+    """The line and message of the parse error in `text` (for a file that must parse)."""
+    try:
+        parse_sql_json(text)
+    except ParseError as exc:
+        location = getattr(exc, "location", None) or 0
+        return first_line + text.encode("utf-8")[: max(location - 1, 0)].count(b"\n"), str(exc.args[0])
+    return first_line, "unknown parse error"
+
+
+class _Walker:
+    """Walks one statement's parse tree (libpg_query JSON) and records facts into `facts`."""
+
+    def __init__(self, raw: bytes, first_line: int, facts: SqlFacts, stmt_start: int, stmt_len: int) -> None:
+        self.raw = raw
+        self.first_line = first_line
+        self.facts = facts
+        self.stmt_start = stmt_start
+        self.stmt_len = stmt_len
+
+    def line(self, location: int | None) -> int:
+        where = self.stmt_start if location is None or location < 0 else location
+        return self.first_line + self.raw[:where].count(b"\n")
+
+    def add(self, kind: str, name: str, location: int | None, function: str | None, detail: str = "") -> None:
+        self.facts.facts.append(Fact(kind, name, self.line(location), function, detail))
+
+    def walk(self, node: Any, function: str | None) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self.walk(item, function)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            handler = getattr(self, f"on_{key}", None)
+            if handler is not None and isinstance(value, dict):
+                handler(value, function)
+            else:
+                self.walk(value, function)
+
+    # -- writes, reads, calls ------------------------------------------------------------------------------
+    def _write(self, verb: str, value: dict[str, Any], function: str | None) -> None:
+        relation = value.get("relation") or {}
+        if relation.get("relname"):
+            self.add("write", relation["relname"], relation.get("location"), function, verb)
+
+    def on_InsertStmt(self, value: dict[str, Any], function: str | None) -> None:
+        self._write("INSERT", value, function)
+        self.walk({k: v for k, v in value.items() if k != "relation"}, function)
+
+    def on_CopyStmt(self, value: dict[str, Any], function: str | None) -> None:
+        relation = value.get("relation") or {}
+        if value.get("is_from"):
+            self._write("COPY", value, function)
+        elif relation.get("relname"):
+            self.add("read", relation["relname"], relation.get("location"), function, "COPY TO")
+        self.walk(value.get("query"), function)
+
+    def on_MergeStmt(self, value: dict[str, Any], function: str | None) -> None:
+        clauses = value.get("mergeWhenClauses") or []
+        if any((c.get("MergeWhenClause") or {}).get("commandType") == "CMD_INSERT" for c in clauses):
+            self._write("MERGE", value, function)
+        self.walk({k: v for k, v in value.items() if k != "relation"}, function)
+
+    def on_UpdateStmt(self, value: dict[str, Any], function: str | None) -> None:
+        self.walk({k: v for k, v in value.items() if k != "relation"}, function)
+
+    def on_DeleteStmt(self, value: dict[str, Any], function: str | None) -> None:
+        self.walk({k: v for k, v in value.items() if k != "relation"}, function)
+
+    def on_RangeVar(self, value: dict[str, Any], function: str | None) -> None:
+        if value.get("relname"):
+            self.add("read", value["relname"], value.get("location"), function, "FROM")
+
+    def on_FuncCall(self, value: dict[str, Any], function: str | None) -> None:
+        name = _last_name(value.get("funcname"))
+        if name:
+            self.add("call", name, value.get("location"), function)
+        self.walk(value.get("args"), function)
+
+    def on_A_Const(self, value: dict[str, Any], function: str | None) -> None:
+        text = (value.get("sval") or {}).get("sval")
+        if isinstance(text, str) and len(text) <= 64:
+            self.add("literal", text, value.get("location"), function)
+        if isinstance(text, str) and looks_like_sql(text):
+            nested = scan_sql(text, self.line(value.get("location")), function)
+            if nested is not None:
+                self.facts.facts.extend(nested.facts)
+
+    # -- definitions ---------------------------------------------------------------------------------------
+    def on_CreateFunctionStmt(self, value: dict[str, Any], function: str | None) -> None:
+        name = _last_name(value.get("funcname")) or "?"
+        self.add("define", name, None, function, "function" + (" or replace" if value.get("replace") else ""))
+        options = {
+            o["DefElem"]["defname"]: o["DefElem"].get("arg")
+            for o in value.get("options", [])
+            if "DefElem" in o
+        }
+        language = ((options.get("language") or {}).get("String") or {}).get("sval", "sql")
+        body_parts = (options.get("as") or {}).get("List", {}).get("items", [])
+        body = next((p["String"]["sval"] for p in body_parts if "String" in p), None)
+        if value.get("sql_body") is not None:
+            self.walk(value["sql_body"], name)
+        if body is None:
+            return
+        stmt_text = self.raw[self.stmt_start : self.stmt_start + self.stmt_len].decode("utf-8", "replace")
+        body_line = self._body_line(stmt_text, body)
+        if language == "plpgsql":
+            self._plpgsql(stmt_text, body_line, name)
+        elif language == "sql":
+            nested = scan_sql(body, body_line, name)
+            if nested is None:
+                self.facts.problems.append((body_line, f"the body of function {name} does not parse as SQL"))
+            else:
+                self.facts.facts.extend(nested.facts)
+
+    def on_DoStmt(self, value: dict[str, Any], function: str | None) -> None:
+        for arg in value.get("args", []):
+            elem = arg.get("DefElem", {})
+            if elem.get("defname") == "as":
+                body = elem["arg"]["String"]["sval"]
+                stmt_text = self.raw[self.stmt_start : self.stmt_start + self.stmt_len].decode(
+                    "utf-8", "replace"
+                )
+                body_line = self._body_line(stmt_text, body)
+                wrapped = (
+                    f"CREATE FUNCTION do_block() RETURNS void LANGUAGE plpgsql AS $do_block${body}$do_block$"
+                )
+                self._plpgsql(wrapped, body_line, function)
+
+    def on_CreateTrigStmt(self, value: dict[str, Any], function: str | None) -> None:
+        table = (value.get("relation") or {}).get("relname", "")
+        self.add("define", value.get("trigname", "?"), None, function, f"trigger on {table}")
+
+    def on_DropStmt(self, value: dict[str, Any], function: str | None) -> None:
+        kind = value.get("removeType")
+        for obj in value.get("objects", []):
+            if kind == "OBJECT_FUNCTION" and "ObjectWithArgs" in obj:
+                self.add(
+                    "drop",
+                    _last_name(obj["ObjectWithArgs"].get("objname")) or "?",
+                    None,
+                    function,
+                    "function",
+                )
+            elif kind == "OBJECT_TRIGGER" and "List" in obj:
+                names = [i["String"]["sval"] for i in obj["List"].get("items", []) if "String" in i]
+                if names:
+                    self.add("drop", names[-1], None, function, "trigger")
+
+    def on_AlterTableStmt(self, value: dict[str, Any], function: str | None) -> None:
+        relation = value.get("relation") or {}
+        for cmd in value.get("cmds", []):
+            sub = cmd.get("AlterTableCmd", {})
+            kind = sub.get("subtype")
+            if kind in ("AT_DisableTrig", "AT_EnableReplicaTrig"):
+                self.add(
+                    "trigger_off",
+                    sub.get("name", "?"),
+                    relation.get("location"),
+                    function,
+                    relation.get("relname", ""),
+                )
+            elif kind in ("AT_DisableTrigAll", "AT_DisableTrigUser", "AT_EnableReplicaTrigAll"):
+                self.add(
+                    "trigger_off", "ALL", relation.get("location"), function, relation.get("relname", "")
+                )
+
+    def on_VariableSetStmt(self, value: dict[str, Any], function: str | None) -> None:
+        if value.get("name") == "session_replication_role":
+            args = value.get("args", [])
+            text = ((args[0].get("A_Const", {}).get("sval") or {}).get("sval", "") if args else "").lower()
+            if text == "replica":
+                self.add("trigger_off", "ALL", value.get("location"), function, "session_replication_role")
+
+    # -- bodies --------------------------------------------------------------------------------------------
+    def _body_line(self, stmt_text: str, body: str) -> int:
+        at = stmt_text.find(body)
+        offset = len(stmt_text[:at].encode("utf-8")) if at >= 0 else 0
+        return self.line(self.stmt_start + offset)
+
+    def _plpgsql(self, stmt_text: str, body_line: int, function: str | None) -> None:
+        try:
+            tree = json.loads(parse_plpgsql_json(stmt_text))
+        except ParseError as exc:
+            self.facts.problems.append(
+                (body_line, f"plpgsql body of {function or 'DO block'}: {exc.args[0]}")
+            )
+            return
+        for expr, lineno in _plpgsql_exprs(tree, 1):
+            self._plpgsql_expr(expr, body_line + lineno - 1, function)
+
+    def _plpgsql_expr(self, expr: dict[str, Any], line: int, function: str | None) -> None:
+        query = expr.get("query", "")
+        mode = expr.get("parseMode", 0)
+        if mode in (3, 4, 5):  # assignment: "target := expression"
+            match = _ASSIGN.match(query)
+            query = query[match.end() :] if match else query
+            mode = 2
+        text = query if mode == 0 else f"SELECT {query}"
+        nested = scan_sql(text, line, function)
+        if nested is None and mode == 0:
+            self.facts.problems.append(
+                (line, f"statement in {function or 'DO block'} does not parse: {query[:60]}")
+            )
+        elif nested is not None:
+            self.facts.facts.extend(nested.facts)
+
+
+def _plpgsql_exprs(node: Any, lineno: int) -> list[tuple[dict[str, Any], int]]:
+    found: list[tuple[dict[str, Any], int]] = []
+    if isinstance(node, list):
+        for item in node:
+            found.extend(_plpgsql_exprs(item, lineno))
+    elif isinstance(node, dict):
+        lineno = node.get("lineno", lineno) if isinstance(node.get("lineno"), int) else lineno
+        for key, value in node.items():
+            if key == "PLpgSQL_expr" and isinstance(value, dict):
+                found.append((value, lineno))
+            else:
+                found.extend(_plpgsql_exprs(value, lineno))
+    return found
+
+
+def _last_name(parts: Any) -> str | None:
+    names = [p["String"]["sval"] for p in parts or [] if isinstance(p, dict) and "String" in p]
+    return names[-1] if names else None
