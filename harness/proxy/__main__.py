@@ -33,6 +33,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port number from 0 to 65535 (0 picks a free port)"
+        )
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness.proxy",
@@ -42,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address of the HTTP API (default: 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=8474, help="port of the HTTP API (default: 8474, Toxiproxy's)"
+        "--port", type=_port, default=8474, help="port of the HTTP API (default: 8474, Toxiproxy's)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection and API request")
     parser.add_argument("--version", action="version", version=VERSION)

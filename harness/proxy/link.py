@@ -66,7 +66,13 @@ class Teardown(StrEnum):
 
 
 class Proxy:
-    """One named proxy: listens on `listen`, connects each client to `upstream`, applies its toxics."""
+    """One named proxy: listens on `listen`, connects each client to `upstream`, applies its toxics.
+
+    It accepts with its own reader callback rather than an `asyncio.Server`: when a server is closed between
+    `accept()` and the creation of the transport, Python 3.11 drops the accepted socket without closing it
+    (`Server._attach` asserts), so a client of a just-disabled proxy could stay connected to nothing. Here
+    every accepted socket belongs to a tracked task from the first moment, and `stop` ends them all.
+    """
 
     def __init__(self, name: str, listen: Address, upstream: Address) -> None:
         self.name = name
@@ -74,9 +80,11 @@ class Proxy:
         self.upstream = upstream
         self.enabled = False
         self.toxics: list[Toxic] = []
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._unclaimed: set[socket.socket] = set()  # accepted, its task not started yet
+        self._epoch = 0  # counts stops: a client accepted before a stop must not be linked after it
         self._links: set[Link] = set()
-        self._connecting: set[asyncio.StreamWriter] = set()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -89,28 +97,34 @@ class Proxy:
 
     async def start(self) -> None:
         """Listen (again). The first start with port 0 fixes the port; later starts reuse it."""
-        if self._server is not None:
+        if self._listener is not None:
             return
-        sock = await _listening_socket(self.listen)
-        host, port = sock.getsockname()[:2]
+        self._listener = await _listening_socket(self.listen)
+        host, port = self._listener.getsockname()[:2]
         self.listen = Address(host, port)  # the real port, as Toxiproxy reports it after binding
-        self._server = await asyncio.start_server(self._on_client, sock=sock)
+        asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept)
         self.enabled = True
         log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
 
-    async def stop(self, teardown: Teardown = Teardown.ABORT) -> None:
+    async def stop(self) -> None:
         """Stop listening and cut every live connection: a disabled proxy is a partition."""
         self.enabled = False
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for writer in list(self._connecting):
-            writer.transport.abort()
+        self._epoch += 1
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            asyncio.get_running_loop().remove_reader(listener.fileno())
+            listener.close()
         for link in list(self._links):
-            link.teardown(teardown)
-        if server is not None:
-            await server.wait_closed()  # from Python 3.12 this also waits for the connections just cut
-        log.info("proxy %s stopped (%d connections cut)", self.name, len(self._links))
+            link.teardown(Teardown.ABORT)
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=CLOSE_GRACE)
+        for conn in self._unclaimed:  # a task cancelled before it started never ran its cleanup
+            conn.close()
+        self._unclaimed.clear()
+        log.info("proxy %s stopped (%d connections cut)", self.name, len(handlers))
 
     async def update(self, *, listen: Address, upstream: Address, enabled: bool) -> None:
         """Apply a proxy update; a new address restarts the proxy, as Toxiproxy does."""
@@ -145,25 +159,47 @@ class Proxy:
     def toxics_for(self, stream: Stream) -> list[Toxic]:
         return [toxic for toxic in self.toxics if toxic.spec.stream is stream]
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.enabled:
-            writer.transport.abort()
-            return
-        self._connecting.add(writer)
+    def _accept(self) -> None:
+        """Reader callback of the listener: hand each pending client to its own tracked task."""
+        while self._listener is not None:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors, or the client gave up already
+                log.warning("proxy %s: accept failed (%s)", self.name, exc)
+                return
+            conn.setblocking(False)
+            self._unclaimed.add(conn)
+            task = asyncio.get_running_loop().create_task(self._serve(conn))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        """Connect one client to the upstream and run their link; close whatever was opened if that fails."""
+        self._unclaimed.discard(conn)  # from here on, this task closes it
+        epoch = self._epoch
+        opened: list[asyncio.StreamWriter] = []
         try:
-            connect = asyncio.open_connection(self.upstream.host or None, self.upstream.port)
-            up_reader, up_writer = await asyncio.wait_for(connect, UPSTREAM_CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            log.info("proxy %s: upstream %s unreachable (%s); closing client", self.name, self.upstream, exc)
-            writer.transport.abort()
-            return
-        finally:
-            self._connecting.discard(writer)
-        if not self.enabled or writer.transport.is_closing():  # disabled while we were connecting
-            up_writer.transport.abort()
-            writer.transport.abort()
-            return
-        link = Link(self, (reader, writer), (up_reader, up_writer))
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow the cancellation by stop().
+            async with asyncio.timeout(UPSTREAM_CONNECT_TIMEOUT):
+                upstream = await asyncio.open_connection(self.upstream.host or None, self.upstream.port)
+            opened.append(upstream[1])
+            client = await asyncio.open_connection(sock=conn)
+            opened.append(client[1])
+            if epoch != self._epoch:
+                raise asyncio.CancelledError("the proxy stopped while this client was connecting")
+        except BaseException as exc:  # includes cancellation by stop()
+            for writer in opened:
+                writer.transport.abort()
+            conn.close()
+            if isinstance(exc, OSError | TimeoutError):
+                log.info(
+                    "proxy %s: upstream %s unreachable (%s); client closed", self.name, self.upstream, exc
+                )
+                return
+            raise
+        link = Link(self, client, upstream)
         self._links.add(link)
         try:
             await link.run()
@@ -241,6 +277,9 @@ class Link:
         return self._rolls[toxic]
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        if self._done.is_set():  # a toxic added while this link was ending
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

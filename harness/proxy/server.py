@@ -146,8 +146,9 @@ class Registry:
         target = self._proxy(proxy)
         if not isinstance(body, dict):
             raise BadRequestBody(f"proxy update must be a JSON object, got {type(body).__name__}")
-        current = {"name": target.name, "listen": str(target.listen), "upstream": str(target.upstream)}
-        fields = parse_proxy_fields({**current, "enabled": target.enabled, **body, "name": target.name})
+        current = {"listen": str(target.listen), "upstream": str(target.upstream), "enabled": target.enabled}
+        given = {key: value for key, value in body.items() if value is not None}  # null keeps the value
+        fields = parse_proxy_fields({**current, **given, "name": target.name})
         await target.update(listen=fields.listen, upstream=fields.upstream, enabled=fields.enabled)
         return 200, target.to_json()
 
@@ -195,8 +196,6 @@ class Registry:
             await proxy.stop()
             proxy.clear_toxics()
         self.proxies.clear()
-        for _ in range(3):  # let the aborted transports run their connection_lost and close their sockets
-            await asyncio.sleep(0)
 
 
 _NAME = "(?P<proxy>[^/]+)"
@@ -271,9 +270,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body = self.server.dispatch(self.command, urlsplit(self.path).path, raw)
+        try:
+            raw = self._read_body()
+        except ValueError as exc:
+            error = BadRequestBody(f"unreadable HTTP body ({exc})")
+            status, body = error.status, error.to_json()
+        else:
+            status, body = self.server.dispatch(self.command, urlsplit(self.path).path, raw)
         payload = b"" if body is None else json.dumps(body).encode() + b"\n"
         self.send_response(status)
         if body is not None:
@@ -281,6 +284,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length > 0 else b""
+        parts = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # optional trailer headers
+            pass
+        return b"".join(parts)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("api %s " + format, self.address_string(), *args)
@@ -328,7 +343,7 @@ class ProxyServer:
         self._loop_thread.start()
         try:
             self._http = _HTTPServer(self._requested, self._dispatch)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             self.stop()
             host, port = self._requested
             raise ServerStartFailed(f"cannot serve the API on {host}:{port}: {exc}") from exc
@@ -369,6 +384,7 @@ class ProxyServer:
         asyncio.set_event_loop(loop)
         try:
             loop.run_forever()
+            # The aborted transports' connection_lost callbacks (which close the sockets) run here too.
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()

@@ -99,7 +99,9 @@ class Toxic:
         if seconds is not None and seconds <= 0:
             return False
         try:
-            await asyncio.wait_for(self.removed.wait(), seconds)
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation (link cut).
+            async with asyncio.timeout(seconds):
+                await self.removed.wait()
         except TimeoutError:
             return False
         return True
