@@ -1,0 +1,40 @@
+"""The orchestrator's handler table, read statically: the keys of the dict literal that the configured
+function (`table()` in pipeline/handlers.py by default) returns. Reading it without importing keeps the
+gate free of the pipeline's imports and side effects."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from contracts.errors import ContractInputError
+
+
+@dataclass(frozen=True)
+class HandlerTable:
+    path: str
+    line: int
+    job_types: tuple[str, ...]
+
+
+def read_handler_table(root: Path, rel: str, function: str) -> HandlerTable:
+    path = root / rel
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError) as exc:
+        raise ContractInputError(f"cannot read the handler table in {path}: {exc}") from exc
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Return) and isinstance(inner.value, ast.Dict):
+                    keys = tuple(
+                        k.value
+                        for k in inner.value.keys
+                        if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                    )
+                    return HandlerTable(rel, inner.lineno, keys)
+    raise ContractInputError(
+        f"{path}: no function {function}() returning a dict literal of handlers; set "
+        "[handlers] file and function in the contracts config"
+    )

@@ -1,0 +1,42 @@
+-- Named queries of `harness gate`: the evidence each phase criterion reads. Format: `-- name: <query>`.
+
+-- name: request_protection
+-- The canary's only write: the public API a user calls. Nothing else is written to move a flow along.
+SELECT request_protection(%(entity_id)s, %(document)s, 'phase-gate')
+
+-- name: flow_closed
+SELECT events @> '[{"type": "document.anchored"}]' OR events @> '[{"type": "document.failed"}]'
+  FROM document_entities WHERE id = %(entity_id)s
+
+-- name: via_of_entities
+SELECT materialized_via, count(*) AS jobs FROM executor_jobs WHERE entity_id = ANY(%(ids)s) GROUP BY 1 ORDER BY 1
+
+-- name: ids_missing
+-- Jobs and runs of the given entities that lack a correlation or trace id.
+SELECT (SELECT count(*) FROM executor_jobs WHERE entity_id = ANY(%(ids)s)
+                                            AND (correlation_id IS NULL OR trace_id IS NULL)) AS jobs,
+       (SELECT count(*) FROM executor_job_runs r JOIN executor_jobs j ON j.id = r.job_id
+         WHERE j.entity_id = ANY(%(ids)s) AND (r.correlation_id IS NULL OR r.trace_id IS NULL)) AS runs
+
+-- name: via_in_window
+SELECT materialized_via, count(*) AS jobs FROM executor_jobs
+ WHERE created_at > clock_timestamp() - make_interval(secs => %(window_s)s) GROUP BY 1 ORDER BY 1
+
+-- name: compat_warnings_in_window
+SELECT count(*) AS warnings, min(at) AS first, max(at) AS last FROM compat_warnings
+ WHERE at > clock_timestamp() - make_interval(secs => %(window_s)s)
+
+-- name: relations_like
+SELECT c.relname AS name, c.relkind AS kind FROM pg_class c
+ WHERE c.relname LIKE %(pattern)s AND c.relkind IN ('r', 'v', 'm', 'p') AND pg_table_is_visible(c.oid)
+ ORDER BY 1
+
+-- name: functions_like
+SELECT DISTINCT p.proname AS name FROM pg_proc p
+ WHERE p.proname LIKE %(pattern)s AND pg_function_is_visible(p.oid) ORDER BY 1
+
+-- name: alert_rules
+SELECT name, coalesce(metric, '') AS metric FROM alert_rules ORDER BY name
+
+-- name: execution_types
+SELECT name FROM job_types WHERE kind = 'execution' ORDER BY name
