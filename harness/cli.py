@@ -78,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     _postgres_arg(bench)
 
+    run = sub.add_parser("run", help="run scenarios (suite names or files); write JSON, JUnit and HTML reports")
+    run.add_argument("targets", nargs="+", metavar="SUITE-or-FILE", help="smoke, nightly, gate, drill, or .yaml files")
+    run.add_argument("--report-dir", type=Path, help="run folder (default: reports/<run-id>)")
+    run.add_argument("--seed", type=int, help="override every scenario's seed")
+    run.add_argument("--repeat", type=int, default=1, help="run each scenario K times (flakiness check)")
+    run.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
+    _postgres_arg(run)
+
+    scenarios = sub.add_parser("scenarios", help="list suites and scenarios, or validate scenario files")
+    scenarios_sub = scenarios.add_subparsers(dest="scenarios_command", required=True, parser_class=_Parser)
+    scenarios_sub.add_parser("list", help="every scenario with its suites and faults")
+    validate = scenarios_sub.add_parser("validate", help="validate files; every problem reported at once")
+    validate.add_argument("files", nargs="+", type=Path)
+
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
     contracts_cli.register(sub)
@@ -185,6 +199,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(note.startswith("e2e: only") for note in report.notes) else EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.model import Verdict
+    from harness.reports import summary_table, write_reports
+    from harness.scenario import select
+    from harness.session import ROOT, new_run_id, run_session
+
+    if args.repeat < 1:
+        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
+    scenarios = select(args.targets)
+    folder = args.report_dir or (ROOT / "reports" / new_run_id())
+    summary = run_session(scenarios, _sut(args.sut), args.postgres, folder, args.repeat, args.seed,
+                          progress=lambda line: print(line, flush=True), argv=sys.argv[1:])
+    write_reports(summary, folder)
+    print(summary_table(summary))
+    if summary.verdict == Verdict.INVALID:
+        return EXIT_FAILED
+    if any(result.error for result in summary.scenarios):
+        return EXIT_HARNESS
+    return EXIT_OK if summary.verdict == Verdict.VALID else EXIT_UNKNOWN
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from harness.scenario import all_scenario_files, load_scenarios
+
+    if args.scenarios_command == "validate":
+        scenarios = load_scenarios(args.files)
+        for scenario in scenarios:
+            print(f"ok  {scenario.path}: {scenario.name}")
+        return EXIT_OK
+    scenarios = load_scenarios(all_scenario_files())
+    width = max(len(s.name) for s in scenarios)
+    for scenario in scenarios:
+        faults = ", ".join(f.label for f in scenario.faults) or "(no fault)"
+        print(f"{scenario.name:<{width}}  [{', '.join(scenario.suites)}]  {faults}")
+    for suite in ("smoke", "nightly", "gate", "drill"):
+        members = [s.name for s in scenarios if suite in s.suites]
+        print(f"suite {suite}: {len(members)} scenario(s)")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["proxy"]:
@@ -192,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return proxy_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, **contracts_cli.HANDLERS}
+    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, "run": cmd_run, "scenarios": cmd_scenarios, **contracts_cli.HANDLERS}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

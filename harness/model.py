@@ -68,6 +68,7 @@ class Scenario:
     faults: tuple[FaultSpec, ...]
     expect: Expectations
     settings: Mapping[str, str] = field(default_factory=dict)  # pipeline_settings rows (the timing profile)
+    profile: str | None = None  # an alert profile the SUT knows (the reference has "fast" and "production")
     workers: Mapping[str, int] = field(default_factory=dict)
     migrations_until: str | None = None
     migrations_skip: tuple[str, ...] = ()

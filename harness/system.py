@@ -89,6 +89,18 @@ class RunningSystem:
             f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env
         )
 
+    def restart_service(self, name: str) -> None:
+        """Bring a service back on the port it had, so the workers' URLs stay right."""
+        port = self.urls[name].rsplit(":", 1)[-1]
+        old = self.supervisor.get(name)
+        argv = list(old.argv)
+        if "--port" in argv:
+            argv[argv.index("--port") + 1] = port
+        if old.alive:
+            self.supervisor.kill(name)
+        managed = self.supervisor.start(name, argv, env=old.env, wait_url_s=15)
+        self.urls[name] = managed.url or self.urls[name]
+
     def workers(self, role: str | None = None) -> list[Managed]:
         return [
             m

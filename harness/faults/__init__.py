@@ -1,0 +1,8 @@
+"""The nemesis catalogue: every fault the harness can inject, by name. A new fault is one new class."""
+
+from __future__ import annotations
+
+from harness.faults import database, events, processes, services, triggers  # noqa: F401  (they register)
+from harness.faults.base import REGISTRY, Fault, FaultContext, Param
+
+__all__ = ["REGISTRY", "Fault", "FaultContext", "Param"]

@@ -1,0 +1,93 @@
+"""A fault package: the fault, its heal, and how to tell it took effect (Jepsen's nemesis packages).
+
+Each fault class declares its parameters (name -> allowed values or type), so scenario files are validated
+before anything runs. `start` does the damage and returns evidence; `heal` undoes it (it always runs, also on
+Ctrl-C); `took_effect` reads the system back (the trigger state, the process seen dead, a failpoint's hit
+count) so a fault that never bit makes the scenario `unknown`, never `valid`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import psycopg
+
+from harness.history import History
+from harness.provision import Provider
+from harness.sqlfile import named_queries
+from harness.system import RunningSystem
+
+Q = named_queries("faults")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A fault parameter: its type, the values allowed (if a closed set) and its default."""
+
+    kind: type
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+    required: bool = False
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[self.kind]
+
+
+@dataclass
+class FaultContext:
+    """What a fault may touch: the database, the server, the processes, the workload and the history."""
+
+    dsn: str
+    provider: Provider
+    system: RunningSystem
+    history: History
+    rng: random.Random
+    params: Mapping[str, Any]
+    workload: Any = None  # harness.workload.Workload, for faults that change how clients write
+    state: dict[str, Any] = field(default_factory=dict)  # what start() must hand to heal()
+
+    def sql(self, name: str, args: Mapping[str, Any] | None = None, fetch: bool = True) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            cur = conn.execute(Q[name], args or {})
+            return cur.fetchall() if fetch and cur.description else []
+
+
+class Fault:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[Mapping[str, Param]] = {}
+    needs_own_server: ClassVar[bool] = False
+    instantaneous: ClassVar[bool] = False  # done at once; heal right after (e.g. a burst of inserts)
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        """Inject the fault; return evidence for the history."""
+        raise NotImplementedError
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        """Undo the fault; return evidence. Must be safe to call even if start failed half-way."""
+        return {}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        """Read the system back while the fault is on."""
+        return None, "no read-back for this fault"
+
+
+REGISTRY: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def param(ctx: FaultContext, name: str, cls: type[Fault]) -> Any:
+    spec = cls.params[name]
+    return ctx.params.get(name, spec.default)
+
+
+Action = Callable[[FaultContext], dict[str, Any]]

@@ -1,0 +1,87 @@
+"""Faults made of writes: duplicate events, legacy direct inserts, poison jobs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+from harness.faults.base import Fault, FaultContext, Param, param, register
+
+
+@register
+class DuplicateEvents(Fault):
+    name = "duplicate-events"
+    description = ("append duplicates to existing entities: the same event again with the same id (same_id), or "
+                   "the same intent under a new id (same_intent: a second protection request)")
+    params = {"kind": Param(str, "same_id", ("same_id", "same_intent")), "count": Param(int, 5)}
+    instantaneous = True
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        kind, count = param(ctx, "kind", DuplicateEvents), param(ctx, "count", DuplicateEvents)
+        entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
+        for entity in entities:
+            ctx.sql("reappend_same_event" if kind == "same_id" else "request_again", {"entity_id": entity},
+                    fetch=False)
+        ctx.state["done"] = len(entities)
+        return {"kind": kind, "duplicated": len(entities), "entities": entities}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        return ctx.state.get("done", 0) > 0, f"{ctx.state.get('done', 0)} duplicate(s) appended"
+
+
+@register
+class LegacyInsert(Fault):
+    name = "legacy-insert"
+    description = ("the legacy path inserts jobs straight into executor_jobs, with no canonical event: under "
+                   "compat the guard redirects them through the gateway with a warning; under strict it rejects them")
+    params = {"mode": Param(str, "compat", ("compat", "strict")), "count": Param(int, 3)}
+    instantaneous = True
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        mode, count = param(ctx, "mode", LegacyInsert), param(ctx, "count", LegacyInsert)
+        ctx.state["previous_mode"] = ctx.sql("gateway_mode")[0][0]
+        ctx.sql("set_gateway_mode", {"mode": mode}, fetch=False)
+        entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
+        accepted = rejected = 0
+        errors = set()
+        for entity in entities:
+            try:
+                ctx.sql("legacy_insert", {"entity_id": entity}, fetch=False)
+                accepted += 1
+            except psycopg.Error as exc:
+                rejected += 1
+                errors.add(exc.sqlstate or type(exc).__name__)
+        ctx.state.update(accepted=accepted, rejected=rejected, tried=len(entities))
+        return {"mode": mode, "legacy_inserts": accepted if mode == "compat" else 0, "attempted": len(entities),
+                "rejected": rejected, "sqlstates": sorted(errors)}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        tried = ctx.state.get("tried", 0)
+        return tried > 0, (f"{tried} legacy insert(s): {ctx.state.get('accepted', 0)} accepted, "
+                           f"{ctx.state.get('rejected', 0)} rejected")
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        if "previous_mode" in ctx.state:
+            ctx.sql("set_gateway_mode", {"mode": ctx.state["previous_mode"]}, fetch=False)
+        return {"gateway_mode": ctx.state.get("previous_mode")}
+
+
+@register
+class PoisonJob(Fault):
+    name = "poison-job"
+    description = "jobs whose payload no handler can process: retried with backoff, then dead with job.<type>.failed"
+    params = {"count": Param(int, 1)}
+    instantaneous = True
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        ids = [str(uuid.uuid4()) for _ in range(param(ctx, "count", PoisonJob))]
+        for entity in ids:
+            ctx.sql("poison_entity", {"entity_id": entity}, fetch=False)
+            ctx.sql("poison_event", {"entity_id": entity})
+        ctx.state["entities"] = ids
+        return {"poisoned": ids}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        return bool(ctx.state.get("entities")), f"{len(ctx.state.get('entities', []))} poison job(s) appended"

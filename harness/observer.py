@@ -1,0 +1,72 @@
+"""The observer: samples the queue and the alerts into the history while a run goes (for the timeline and the
+SLO checks), and reads the database once more at the end (the final state the checkers judge)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from harness.history import History, OpType
+from harness.model import FinalState
+from harness.sqlfile import named_queries
+
+Q = named_queries("run")
+
+
+class Observer:
+    def __init__(self, dsn: str, history: History, interval_s: float = 0.5) -> None:
+        self.dsn = dsn
+        self.history = history
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="observer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.wait(self.interval_s):
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2, row_factory=dict_row)
+                sample = dict(conn.execute(Q["sample"]).fetchone())
+                sample["flows_closed"] = conn.execute(Q["flows_closed"]).fetchone()["count"]
+                firing = conn.execute(Q["alerts_firing"]).fetchone()
+                sample["alerts_firing"] = list(next(iter(firing.values())) or []) if firing else []
+                self.history.record("observer", OpType.OK, "sample", {k: _plain(v) for k, v in sample.items()})
+            except psycopg.Error as exc:
+                self.history.record("observer", OpType.INFO, "sample", None, str(exc).strip().splitlines()[0]
+                                    if str(exc).strip() else type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)) else value
+
+
+def read_final(dsn: str) -> FinalState:
+    """Everything the checkers need, read once after the drain."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        def rows(name: str) -> tuple[dict[str, Any], ...]:
+            return tuple({k: _plain(v) for k, v in row.items()} for row in conn.execute(Q[name]).fetchall())
+
+        has_alerts = conn.execute(Q["has_alert_history"]).fetchone()
+        alerts = rows("final_alerts") if next(iter(has_alerts.values())) else ()
+        return FinalState(
+            entities=rows("final_entities"), jobs=rows("final_jobs"), runs=rows("final_runs"),
+            compat_warnings=rows("final_compat"), alert_history=alerts,
+            job_types={r["name"]: r["kind"] for r in rows("final_job_types")},
+            settings={r["key"]: r["value"] for r in rows("final_settings")},
+        )

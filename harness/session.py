@@ -1,0 +1,85 @@
+"""A `harness run`: scenarios (times --repeat) on one shared embedded server, reports written at the end.
+
+The run folder is `reports/<run-id>/` (or --report-dir): one sub-folder per scenario with its artefacts, and
+report.json, junit.xml and report.html beside them. The exact command, the seed, the git SHA and the versions
+are recorded so the run can be repeated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from harness.model import RunSummary, Scenario, ScenarioResult
+from harness.provision import open_provider
+from harness.runner import Progress, run_scenario
+from harness.sut import Sut
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_state() -> tuple[str, bool]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown", False
+    return (sha.stdout.strip() or "unknown"), bool(dirty.stdout.strip())
+
+
+def versions(postgres: str) -> dict[str, str]:
+    try:
+        harness_version = metadata.version("pg-pipeline-harness")
+    except metadata.PackageNotFoundError:
+        harness_version = "unknown"
+    return {"harness": harness_version, "python": platform.python_version(), "platform": platform.platform(),
+            "postgres": postgres}
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
+def run_session(scenarios: Sequence[Scenario], sut: Sut, postgres: str, report_dir: Path, repeat: int = 1,
+                seed: int | None = None, progress: Progress = print, argv: Sequence[str] | None = None) -> RunSummary:
+    run_id = report_dir.name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    sha, dirty = git_state()
+    command = shlex.join(["harness", *(argv if argv is not None else sys.argv[1:])])
+    started_wall, started = time.time(), time.monotonic()
+    results: list[ScenarioResult] = []
+    interrupted = False
+    pg_version = "unknown"
+    try:
+        with open_provider(postgres, ready_clones=1) as shared:
+            pg_version = f"{shared.info().provider} {shared.info().version}"
+            total = len(scenarios) * repeat
+            for round_ in range(repeat):
+                for scenario in scenarios:
+                    if seed is not None:
+                        scenario = dataclasses.replace(scenario, seed=seed)
+                    folder = report_dir / (scenario.name if repeat == 1 else f"{scenario.name}-{round_ + 1}")
+                    progress(f"[{len(results) + 1}/{total}] {scenario.name} (seed {scenario.seed}) ...")
+                    result = run_scenario(scenario, sut, folder, shared, progress, repeat=round_)
+                    results.append(result)
+                    failing = [c.name for c in result.checks if c.verdict != "valid"]
+                    detail = f" ({', '.join(failing)})" if failing else ""
+                    if result.error:
+                        detail = f" (harness error: {result.error.splitlines()[0]})"
+                    progress(f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
+                             f"in {result.duration_s:.1f} s")
+    except KeyboardInterrupt:
+        interrupted = True
+        progress("interrupted: faults healed, processes and servers stopped; writing what ran")
+    return RunSummary(run_id=run_id, command=command, git_sha=sha, git_dirty=dirty, versions=versions(pg_version),
+                      seed=seed, started_wall=started_wall, duration_s=time.monotonic() - started,
+                      scenarios=tuple(results), interrupted=interrupted)
