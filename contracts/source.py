@@ -27,7 +27,9 @@ PY_SUFFIXES = (".py",)
 JS_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx")
 _SKIP_DIRS = {"node_modules", "__pycache__", "site-packages"}
 _FRAGMENT_WRITE = re.compile(
-    r"\b(insert\s+into|copy|merge\s+into)\s+(?:\"?\w+\"?\.)?\"?executor_jobs\b", re.IGNORECASE
+    r"\b(insert\s+into|copy|merge\s+into)\s+(?:\"?\w+\"?\.)?\"?executor_jobs\b\"?"
+    r"(?=\s*(?:\(|$|values\b|select\b|default\b|overriding\b|from\b|as\b|using\b|\w+\s+using\b|with\b))",
+    re.IGNORECASE,
 )
 _NAMED_QUERY = re.compile(r"^--\s*name:\s*[\w-]+", re.MULTILINE)
 _FRAGMENT_CALL = re.compile(r"\b(claim_initial_decision_jobs|claim_orchestrator_jobs)\s*\(", re.IGNORECASE)
