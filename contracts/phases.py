@@ -246,7 +246,16 @@ def dashboard_present(facts: GateFacts) -> Criterion:
         "runs with errors": "error",
     }
     missing = [label for label, word in needed.items() if not any(word in v for v in views)]
-    web = sorted(p.relative_to(facts.source).as_posix() for p in facts.source.glob("harness/dashboard*"))
+    candidates = [
+        p.relative_to(facts.source).as_posix()
+        for p in facts.source.glob("**/dashboard*")
+        if p.suffix in ("", ".py")
+    ]
+    web = sorted(
+        rel
+        for rel in candidates
+        if not any(part.startswith(".") or part == "tests" for part in rel.split("/"))
+    )
     ok = not missing and bool(web)
     return Criterion(
         "single dashboard: recent events, jobs per entity, runs with errors",

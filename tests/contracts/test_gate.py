@@ -1,0 +1,102 @@
+"""`harness gate --phase N`: phase 1 against the reference system (Go, evidence written), and criteria that
+must say No-Go with their evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.canary import CanaryResult
+from contracts.config import Config
+from contracts.phases import GateFacts, no_dead_handler, runbook_drills
+from contracts.result import CheckResult
+from harness.cli import main
+from tests.contracts.plant import ROOT, write
+
+
+def test_phase_1_against_the_reference_system_is_go_and_writes_its_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["gate", "--phase", "1", "--runs", "2", "--source", str(ROOT), "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (json_path,) = tmp_path.glob("phase-1-*.json")
+    report = json.loads(json_path.read_text())
+    assert report["phase"] == 1 and report["go"] is True
+    assert all(c["ok"] and c["evidence"] for c in report["criteria"])
+    names = [c["name"] for c in report["criteria"]]
+    assert "2 consecutive real protect -> tsa -> anchor flows with complete trace" in names
+    flows = next(c for c in report["criteria"] if "consecutive" in c["name"])["evidence"]
+    assert sum("closed as document.anchored" in line and ": complete" in line for line in flows) == 2
+    markdown = json_path.with_suffix(".md").read_text()
+    assert markdown.startswith("**GO** — phase 1: 6 of 6 exit criteria met")
+
+
+def test_phase_1_on_a_dsn_with_the_core_trigger_disabled_is_no_go(
+    dsn: str, conn: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn.execute("ALTER TABLE document_entities DISABLE TRIGGER on_document_entity_events_change")
+    code = main(
+        [
+            "gate",
+            "--phase",
+            "1",
+            "--runs",
+            "1",
+            "--flow-timeout",
+            "0.5",
+            "--postgres",
+            dsn,
+            "--source",
+            str(ROOT),
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1
+    report = json.loads(next(tmp_path.glob("phase-1-*.json")).read_text())
+    verdicts = {c["name"]: c for c in report["criteria"]}
+    assert report["go"] is False
+    trigger = verdicts["core trigger on_document_entity_events_change enabled"]
+    assert trigger["ok"] is False and any("tgenabled = 'D'" in line for line in trigger["evidence"])
+    flows = verdicts["1 consecutive real protect -> tsa -> anchor flows with complete trace"]
+    assert flows["ok"] is False and any("no job materialized" in line for line in flows["evidence"])
+    assert next(tmp_path.glob("phase-1-*.md")).read_text().startswith("**NO-GO**")
+    capsys.readouterr()
+
+
+def _facts(dsn: str, source: Path, config: Config | None = None) -> GateFacts:
+    return GateFacts(dsn, source, config or Config(), CheckResult(), CanaryResult(0), 3600, True)
+
+
+def test_dead_handler_and_unhandled_type_are_found(dsn: str, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "pipeline/handlers.py",
+        """
+        class Handlers:
+            def table(self):
+                return {"protect": self.protect, "tsa": self.tsa, "notarize": self.notarize}
+    """,
+    )
+    criterion = no_dead_handler(_facts(dsn, tmp_path))
+    assert criterion.ok is False
+    assert (
+        criterion.evidence[-1]
+        == "handlers no claim returns: notarize; execution types without a handler: anchor"
+    )
+    assert no_dead_handler(_facts(dsn, ROOT)).ok
+
+
+def test_absent_drills_are_not_met_with_a_clear_evidence_line(dsn: str, tmp_path: Path) -> None:
+    criterion = runbook_drills(_facts(dsn, tmp_path))
+    assert criterion.ok is False
+    assert criterion.evidence[0].startswith("runbooks present: none")
+
+
+def test_bad_runs_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["gate", "--phase", "1", "--runs", "0", "--out-dir", str(tmp_path)]) == 3
+    assert "--runs must be at least 1" in capsys.readouterr().err
