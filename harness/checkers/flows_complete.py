@@ -1,0 +1,199 @@
+"""flows_complete: every acknowledged flow ends anchored or failed-with-its-reason after healing.
+
+Queue accounting in Jepsen's total-queue words: a request the workload saw committed (`ok`) is
+*acknowledged*; one whose outcome is unknown (`info`) and whose event did land is *recovered* and judged the
+same way; an acknowledged request whose event is not in the final read is *lost*; a request the workload was
+told certainly failed but whose event is there is *unexpected*. A flow is *closed* by document.anchored or
+document.failed, and a failure must be explained by a job.<type>.failed event. A request refused outside
+every fault window (`refused`) is a pipeline that cannot take work at all (e.g. a gateway that raises on
+every call aborts the append itself). When the run did not drain, an open flow may be merely late: the
+verdict is then unknown, not invalid, unless something else is certainly wrong.
+"""
+
+from __future__ import annotations
+
+from harness.checkers.rows import (
+    ANCHORED,
+    CLOSING,
+    FAILED,
+    HEAL_GRACE_S,
+    JOB_EVENT,
+    REQUEST_EVENT,
+    Request,
+    Row,
+    clock,
+    during,
+    entity_events,
+    epoch,
+    event_row,
+    faults_at,
+    job_row,
+    requests,
+    short,
+)
+from harness.history import OpType
+from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+
+NAME = "flows_complete"
+LATE_KINDS = ("incomplete",)  # what a longer drain could still have fixed
+
+
+def check(record: RunRecord) -> CheckResult:
+    """Judge every entity the workload requested; see the module docstring for the vocabulary."""
+    events = entity_events(record.final)
+    anomalies: list[Anomaly] = []
+    by_entity: dict[str, list[Request]] = {}
+    for request in requests(record):
+        by_entity.setdefault(request.entity_id, []).append(request)
+
+    acknowledged = recovered = refused = 0
+    must_close: list[str] = []
+    for entity_id, reqs in sorted(by_entity.items()):
+        present = {str(e.get("id")) for e in events.get(entity_id, ())}
+        requested = [e for e in events.get(entity_id, ()) if REQUEST_EVENT.match(str(e.get("type", "")))]
+        landed = False
+        for req in reqs:
+            there = req.event_id in present if req.event_id else bool(requested)
+            if req.outcome is OpType.OK:
+                acknowledged += 1
+                landed = True
+                if not there:
+                    anomalies.append(_lost(record, req))
+            elif req.unknown:
+                if there:
+                    recovered += 1
+                    landed = True
+            elif req.outcome is OpType.FAIL:
+                if there and req.event_id:
+                    landed = True
+                    anomalies.append(_unexpected(record, req))
+                elif not faults_at(record, req.wall, HEAL_GRACE_S):
+                    refused += 1
+                    anomalies.append(_refused(req))
+        if landed and entity_id in events:
+            must_close.append(entity_id)
+
+    closed = anchored = failed = 0
+    for entity_id in must_close:
+        evs = events[entity_id]
+        closing = [e for e in evs if e.get("type") in CLOSING]
+        if not closing:
+            anomalies.append(_incomplete(record, entity_id, evs))
+            continue
+        closed += 1
+        anchored += any(e.get("type") == ANCHORED for e in closing)
+        failed += any(e.get("type") == FAILED for e in closing)
+        if len(closing) > 1:
+            anomalies.append(
+                Anomaly(
+                    "closed-twice",
+                    f"entity {short(entity_id)} closed {len(closing)} times ("
+                    + ", ".join(f"{e.get('type')} at {clock(epoch(e.get('at')))}" for e in closing)
+                    + "): the flow was decided twice",
+                    (entity_id,),
+                    tuple(event_row(entity_id, e) for e in closing),
+                )
+            )
+        for event in closing:
+            if event.get("type") == FAILED and not _explained(event, evs):
+                anomalies.append(
+                    Anomaly(
+                        "unexplained-failure",
+                        f"entity {short(entity_id)}: document.failed {short(event.get('id'))} at "
+                        f"{clock(epoch(event.get('at')))} with no job.<type>.failed event to explain it",
+                        (entity_id,),
+                        (event_row(entity_id, event),),
+                    )
+                )
+    counts = {
+        "requests": sum(len(v) for v in by_entity.values()),
+        "flows": len(by_entity),
+        "acknowledged": acknowledged,
+        "recovered": recovered,
+        "lost": sum(1 for a in anomalies if a.kind == "lost"),
+        "unexpected": sum(1 for a in anomalies if a.kind == "unexpected"),
+        "refused": refused,
+        "closed": closed,
+        "anchored": anchored,
+        "failed": failed,
+        "incomplete": sum(1 for a in anomalies if a.kind == "incomplete"),
+    }
+    if not anomalies:
+        return CheckResult(NAME, Verdict.VALID, (), counts)
+    if not record.drained and all(a.kind in LATE_KINDS for a in anomalies):
+        return CheckResult(
+            NAME,
+            Verdict.UNKNOWN,
+            tuple(anomalies),
+            counts,
+            error=f"{counts['incomplete']} flow(s) still open, but the queue did not drain before the final "
+            "read: they may be late rather than stuck",
+        )
+    return CheckResult(NAME, Verdict.INVALID, tuple(anomalies), counts)
+
+
+def _explained(failure: Row, events: list[Row]) -> bool:
+    step = (failure.get("payload") or {}).get("step")
+    for event in events:
+        match = JOB_EVENT.match(str(event.get("type", "")))
+        if match and match.group(2) == "failed" and (step is None or match.group(1) == str(step)):
+            return True
+    return False
+
+
+def _request_row(req: Request) -> dict[str, object]:
+    return {
+        "op_index": req.index,
+        "entity_id": req.entity_id,
+        "event_id": req.event_id,
+        "kind": req.kind,
+        "outcome": str(req.outcome) if req.outcome else None,
+        "error": req.error,
+    }
+
+
+def _lost(record: RunRecord, req: Request) -> Anomaly:
+    return Anomaly(
+        "lost",
+        f"request op {req.index} (entity {short(req.entity_id)}, event {short(req.event_id)}) at "
+        f"{clock(req.wall)} was acknowledged, but the event is not in the final read"
+        f"{during(record, req.wall)}",
+        (req.entity_id,),
+        (_request_row(req),),
+    )
+
+
+def _unexpected(record: RunRecord, req: Request) -> Anomaly:
+    return Anomaly(
+        "unexpected",
+        f"request op {req.index} (entity {short(req.entity_id)}, event {short(req.event_id)}) at "
+        f"{clock(req.wall)} was reported failed ({req.error or 'no error text'}), yet its event is in the "
+        f"final read{during(record, req.wall)}",
+        (req.entity_id,),
+        (_request_row(req),),
+    )
+
+
+def _refused(req: Request) -> Anomaly:
+    return Anomaly(
+        "refused",
+        f"request op {req.index} (entity {short(req.entity_id)}) at {clock(req.wall)} failed outside every "
+        f"fault window: {req.error or 'no error text'}",
+        (req.entity_id,),
+        (_request_row(req),),
+    )
+
+
+def _incomplete(record: RunRecord, entity_id: str, events: list[Row]) -> Anomaly:
+    last = events[-1] if events else {}
+    jobs = [j for j in record.final.jobs if str(j["entity_id"]) == entity_id]
+    open_jobs = [j for j in jobs if j.get("status") not in ("succeeded", "dead")]
+    listed = ", ".join(f"{j['id']} ({j['job_type']}, {j['status']})" for j in open_jobs)
+    where = f"; open jobs: {listed}" if open_jobs else "; no open job"
+    return Anomaly(
+        "incomplete",
+        f"entity {short(entity_id)}: flow never closed; last event {last.get('type')} at "
+        f"{clock(epoch(last.get('at')))}{where}",
+        (entity_id,),
+        (*(event_row(entity_id, e) for e in events[-3:]), *(job_row(j) for j in open_jobs)),
+    )
