@@ -19,7 +19,7 @@ from harness.model import RunRecord
 NON_WORKLOAD = ("nemesis", "observer")
 
 
-def _epoch(value: Any) -> float | None:
+def epoch(value: Any) -> float | None:
     """An alert's `at` as epoch seconds, whether it came as a number, a datetime or ISO text."""
     if isinstance(value, bool) or value is None:
         return None
@@ -51,7 +51,7 @@ def samples_of(record: RunRecord) -> list[tuple[float, Mapping[str, Any]]]:
     """Observer samples as (wall, values): record.samples when the runner filled them, else the ops."""
     found: list[tuple[float, Mapping[str, Any]]] = []
     for sample in record.samples:
-        wall = _epoch(sample.get("wall", sample.get("at")))
+        wall = epoch(sample.get("wall", sample.get("at")))
         if wall is not None:
             found.append((wall, sample))
     if found:
@@ -92,7 +92,7 @@ def series_of(record: RunRecord) -> Series:
     ]
     alerts: dict[str, list[tuple[float, str, Any]]] = {}
     for row in record.final.alert_history:
-        at = _epoch(row.get("at"))
+        at = epoch(row.get("at"))
         if at is not None:
             alerts.setdefault(_series_name(row), []).append(
                 (at - t0, str(row.get("state", "?")), row.get("value"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -27,6 +29,8 @@ from harness.model import (
     Workload,
 )
 from harness.reports import load_report, summary_table, write_reports
+from harness.reports.series import series_of
+from harness.reports.timeline import timeline_svg
 
 T0 = 1_790_000_000.0  # the wall clock when the scenario run started
 START = T0 + 2.0  # the workload start: the timeline's zero
@@ -38,40 +42,24 @@ def history(seconds: float = 20.0, rate: float = 4.0, fault: tuple[float, float]
     while the fault holds and drains after the heal."""
     ops: list[Op] = []
 
-    def add(
-        at: float, process: str, kind: OpType, f: str, value: object = None, error: str | None = None
-    ) -> None:
+    def add(at: float, process: str, kind: OpType, value: object = None, error: str | None = None) -> None:
+        f = "sample" if process == "observer" else "request"
         ops.append(Op(len(ops), at + 2.0, START + at, process, kind, f, value, error))
 
     for i in range(int(seconds * rate)):
         at = i / rate
         client = f"client-{i % 2}"
-        add(at, client, OpType.INVOKE, "request", {"document": f"d{i}"})
+        add(at, client, OpType.INVOKE, {"document": f"d{i}"})
         inside = fault[0] <= at <= fault[1]
         kind = OpType.INFO if inside and i % 7 == 0 else OpType.FAIL if i == 30 else OpType.OK
-        add(
-            at + 0.05,
-            client,
-            kind,
-            "request",
-            {"document": f"d{i}"},
-            "timeout" if kind is OpType.INFO else None,
-        )
+        add(at + 0.05, client, kind, {"document": f"d{i}"}, "timeout" if kind is OpType.INFO else None)
     backlog = 0.0
     for step in range(int((seconds + 6) * 2)):
         at = step / 2
         backlog = backlog + 3 if fault[0] <= at <= fault[1] else max(0.0, backlog - 5)
         oldest = (at - fault[0]) if fault[0] <= at <= fault[1] + 2 else 0.4
-        sample = {
-            "backlog": backlog,
-            "oldest_age_s": round(oldest, 2),
-            "running": 1,
-            "retrying": 0,
-            "dead": 0,
-            "flows_closed": step,
-            "alerts_firing": int(9 <= at <= 13),
-        }
-        add(at, "observer", OpType.OK, "sample", sample)
+        sample = {"backlog": backlog, "oldest_age_s": round(oldest, 2), "running": 1, "dead": 0}
+        add(at, "observer", OpType.OK, sample | {"flows_closed": step, "alerts_firing": int(9 <= at <= 13)})
     ops.sort(key=lambda op: op.wall)
     return [
         Op(i, op.time, op.wall, op.process, op.type, op.f, op.value, op.error) for i, op in enumerate(ops)
@@ -102,27 +90,11 @@ def record(
     ops = history()
     if not samples:
         ops = [op for op in ops if op.process != "observer"]
+    trigger = ("disable-core-trigger", "disable-core-trigger(method=alter)", 7.0, 13.0, START + 5, START + 11)
+    kill = ("kill-worker", "kill-worker(role=orchestrator)", 14.0, 15.5, START + 12, START + 13.5)
     faults = (
-        FaultWindow(
-            "disable-core-trigger",
-            "disable-core-trigger(method=alter)",
-            7.0,
-            13.0,
-            START + 5.0,
-            START + 11.0,
-            took_effect,
-            "pg_trigger.tgenabled = 'D' read back",
-        ),
-        FaultWindow(
-            "kill-worker",
-            "kill-worker(role=orchestrator)",
-            14.0,
-            15.5,
-            START + 12.0,
-            START + 13.5,
-            True,
-            "pid 4242 seen dead",
-        ),
+        FaultWindow(*trigger, took_effect=took_effect, evidence="pg_trigger.tgenabled = 'D' read back"),
+        FaultWindow(*kill, took_effect=True, evidence="pid 4242 seen dead"),
     )
     alerts = (
         {"rule": "event_to_job_gap_high", "state": "pending", "at": START + 7.0, "value": 2.1},
@@ -150,105 +122,68 @@ def result(
     return ScenarioResult(name, verdict, checks, 42, T0, 31.5, rec, folder / name, **kw)  # type: ignore[arg-type]
 
 
-LOST = Anomaly(
-    "lost",
-    PLANTED,
-    ("e3",),
-    ({"event_id": "9f1", "type": "job.protect.required", "at": "12:00:01.2"},),
-)
-DUPLICATED = Anomaly(
-    "duplicated",
-    "job 21 (protect, entity e7) exists twice: rows 21 and 22.",
-    ("e7",),
-    ({"job_id": 21}, {"job_id": 22}),
-)
+WITNESS = {"event_id": "9f1", "type": "job.protect.required", "at": "12:00:01.2"}
+LOST = Anomaly("lost", PLANTED, ("e3",), (WITNESS,))
+DUPLICATED = Anomaly("duplicated", "job 21 (protect, entity e7) exists twice: rows 21 and 22.", ("e7",),
+                     ({"job_id": 21}, {"job_id": 22}))  # fmt: skip
+CRASH = "Traceback (most recent call last):\nProvisionError: initdb failed"
+COMMAND = "harness run nightly --seed 42"
+VERSIONS = {"harness": "0.1.0", "python": "3.11.9", "postgres": "16.4"}
 
 
 def summary(folder: Path) -> RunSummary:
+    """One valid, one invalid (with anomalies), one unknown (a crashed checker) and one that could not run."""
     valid = CheckResult("no-lost-job", Verdict.VALID, counts={"required": 80, "materialized": 80})
+    lost = CheckResult("no-lost-job", Verdict.INVALID, (LOST, DUPLICATED), {"lost": 1})
+    crashed = CheckResult("alerts-fired", Verdict.UNKNOWN, error="Traceback ...\nKeyError: 'rule'")
+    no_dup = CheckResult("no-duplicate-job", Verdict.VALID)
     scenarios = (
-        result(
-            "core-trigger-disabled",
-            Verdict.VALID,
-            (valid, CheckResult("no-duplicate-job", Verdict.VALID)),
-            folder,
-        ),
-        result(
-            "dedupe-bug",
-            Verdict.INVALID,
-            (
-                CheckResult("no-lost-job", Verdict.INVALID, (LOST, DUPLICATED), {"lost": 1}),
-                CheckResult("no-duplicate-job", Verdict.VALID),
-            ),
-            folder,
-        ),
-        result(
-            "alert-window",
-            Verdict.UNKNOWN,
-            (valid, CheckResult("alerts-fired", Verdict.UNKNOWN, error="Traceback ...\nKeyError: 'rule'")),
-            folder,
-            record=record("alert-window", samples=False),
-        ),
+        result("core-trigger-disabled", Verdict.VALID, (valid, no_dup), folder),
+        result("dedupe-bug", Verdict.INVALID, (lost, no_dup), folder),
+        result("alert-window", Verdict.UNKNOWN, (valid, crashed), folder, record=record("x", samples=False)),
         ScenarioResult(
-            "postgres-crash",
-            Verdict.UNKNOWN,
-            (),
-            42,
-            T0,
-            0.8,
-            None,
-            folder / "postgres-crash",
-            error="Traceback (most recent call last):\nProvisionError: initdb failed",
+            "postgres-crash", Verdict.UNKNOWN, (), 42, T0, 0.8, None, folder / "postgres-crash", CRASH
         ),
     )
     return RunSummary(
-        "20261122-120000-ab12",
-        "harness run nightly --seed 42",
-        "0123456789abcdef",
-        True,
-        {"harness": "0.1.0", "python": "3.11.9", "postgres": "16.4"},
-        42,
-        T0,
-        120.0,
-        scenarios,
+        "20261122-120000-ab12", COMMAND, "0123456789abcdef", True, VERSIONS, 42, T0, 120.0, scenarios
     )
 
 
+def small_run(*results: ScenarioResult, interrupted: bool = False) -> RunSummary:
+    return RunSummary("r", "harness run x", "abc", False, {}, 7, T0, 4.0, results, interrupted)
+
+
 @pytest.fixture
-def written(tmp_path: Path) -> tuple[RunSummary, dict[str, Path]]:
-    run = summary(tmp_path)
-    return run, write_reports(run, tmp_path)
+def run_folder(tmp_path: Path) -> Path:
+    assert write_reports(summary(tmp_path), tmp_path) == {
+        "json": tmp_path / "report.json", "junit": tmp_path / "junit.xml", "html": tmp_path / "report.html"
+    }  # fmt: skip
+    return tmp_path
 
 
-def test_writes_three_files_in_the_run_folder(
-    written: tuple[RunSummary, dict[str, Path]], tmp_path: Path
-) -> None:
-    _run, paths = written
-    assert paths == {
-        "json": tmp_path / "report.json",
-        "junit": tmp_path / "junit.xml",
-        "html": tmp_path / "report.html",
-    }
-    assert all(p.stat().st_size > 0 for p in paths.values())
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+def test_writes_three_files_and_no_temporary_ones(run_folder: Path) -> None:
+    assert sorted(p.name for p in run_folder.iterdir() if p.is_file()) == [
+        "junit.xml",
+        "report.html",
+        "report.json",
+    ]
 
 
-def test_report_json_holds_verdicts_checks_and_anomalies(
-    written: tuple[RunSummary, dict[str, Path]], tmp_path: Path
-) -> None:
-    document = load_report(tmp_path)
-    assert document["verdict"] == "invalid"
-    assert document["command"] == "harness run nightly --seed 42"
-    assert (document["git_sha"], document["git_dirty"], document["seed"]) == ("0123456789abcdef", True, 42)
-    assert document["versions"]["postgres"] == "16.4" and document["interrupted"] is False
+def test_report_json_holds_verdicts_checks_and_anomalies(run_folder: Path) -> None:
+    document = load_report(run_folder)
+    assert (document["verdict"], document["command"], document["seed"]) == ("invalid", COMMAND, 42)
+    assert (document["git_sha"], document["git_dirty"], document["interrupted"]) == (
+        "0123456789abcdef",
+        True,
+        False,
+    )
+    assert document["versions"] == VERSIONS and document["duration_s"] == 120.0
     assert document["counts"] == {"scenarios": 4, "valid": 1, "invalid": 1, "unknown": 2}
     by_name = {s["name"]: s for s in document["scenarios"]}
-    assert {n: s["verdict"] for n, s in by_name.items()} == {
-        "core-trigger-disabled": "valid",
-        "dedupe-bug": "invalid",
-        "alert-window": "unknown",
-        "postgres-crash": "unknown",
-    }
+    verdicts = {n: s["verdict"] for n, s in by_name.items()}
+    assert verdicts == {"core-trigger-disabled": "valid", "dedupe-bug": "invalid", "alert-window": "unknown",
+                        "postgres-crash": "unknown"}  # fmt: skip
     bug = by_name["dedupe-bug"]
     lost = bug["checks"][0]
     assert (lost["name"], lost["verdict"], lost["outcome"], lost["counts"]) == (
@@ -261,40 +196,31 @@ def test_report_json_holds_verdicts_checks_and_anomalies(
         "kind": "lost",
         "explanation": PLANTED,
         "entities": ["e3"],
-        "witnesses": [{"event_id": "9f1", "type": "job.protect.required", "at": "12:00:01.2"}],
+        "witnesses": [WITNESS],
     }
+    assert [a["kind"] for a in lost["anomalies"]] == ["lost", "duplicated"]
     assert bug["failed"] == ["no-lost-job"] and bug["folder"] == "dedupe-bug"  # relative to the run folder
-    assert bug["faults"][0] | {"start_wall": 0, "end_wall": 0} == {
-        "fault": "disable-core-trigger",
-        "label": "disable-core-trigger(method=alter)",
-        "start": 7.0,
-        "end": 13.0,
-        "start_wall": 0,
-        "end_wall": 0,
-        "start_since_workload_s": 5.0,
-        "end_since_workload_s": 11.0,
-        "took_effect": True,
-        "evidence": "pg_trigger.tgenabled = 'D' read back",
-    }
+    assert (bug["seed"], bug["repeat"], bug["duration_s"], bug["error"]) == (42, 0, 31.5, None)
+    window = bug["faults"][0]
+    assert (window["label"], window["start"], window["end"], window["took_effect"]) == (
+        "disable-core-trigger(method=alter)", 7.0, 13.0, True)  # fmt: skip
+    assert (window["start_since_workload_s"], window["end_since_workload_s"]) == (5.0, 11.0)
+    assert window["evidence"] == "pg_trigger.tgenabled = 'D' read back"
     assert by_name["alert-window"]["undecided"] == ["alerts-fired"]
     crashed = by_name["postgres-crash"]
-    assert crashed["checks"] == [] and "initdb failed" in crashed["error"] and crashed["faults"] == []
-    assert (crashed["seed"], crashed["repeat"], crashed["duration_s"]) == (42, 0, 0.8)
+    assert crashed["checks"] == [] and crashed["error"] == CRASH and crashed["faults"] == []
 
 
 def test_report_json_is_strict_json_for_odd_witness_values(tmp_path: Path) -> None:
     odd = Anomaly("gap", "nan gap", witnesses=({"gap": math.nan, "at": Path("x"), "ids": {3}},))
-    run = summary(tmp_path)
     bad = ScenarioResult(
         "odd", Verdict.INVALID, (CheckResult("gap-slo", Verdict.INVALID, (odd,)),), 1, T0, 1.0, None
     )
-    run = RunSummary(run.run_id, run.command, run.git_sha, False, {}, None, T0, 1.0, (bad,))
-    write_reports(run, tmp_path)
+    write_reports(small_run(bad), tmp_path)
     text = (tmp_path / "report.json").read_text()
     assert "NaN" not in text
-    assert json.loads(text)["scenarios"][0]["checks"][0]["anomalies"][0]["witnesses"] == [
-        {"gap": None, "at": "x", "ids": [3]}
-    ]
+    witnesses = json.loads(text)["scenarios"][0]["checks"][0]["anomalies"][0]["witnesses"]
+    assert witnesses == [{"gap": None, "at": "x", "ids": [3]}]
 
 
 def test_load_report_names_the_folder_when_there_is_no_report(tmp_path: Path) -> None:
@@ -305,21 +231,16 @@ def test_load_report_names_the_folder_when_there_is_no_report(tmp_path: Path) ->
         load_report(tmp_path)
 
 
-def test_junit_has_one_case_per_scenario_check(
-    written: tuple[RunSummary, dict[str, Path]], tmp_path: Path
-) -> None:
-    root = ET.parse(tmp_path / "junit.xml").getroot()
+def test_junit_has_one_case_per_scenario_check(run_folder: Path) -> None:
+    root = ET.parse(run_folder / "junit.xml").getroot()
     assert root.tag == "testsuites"
     cases = root.findall("./testsuite/testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases] == [
-        ("core-trigger-disabled", "no-lost-job"),
-        ("core-trigger-disabled", "no-duplicate-job"),
-        ("dedupe-bug", "no-lost-job"),
-        ("dedupe-bug", "no-duplicate-job"),
-        ("alert-window", "no-lost-job"),
-        ("alert-window", "alerts-fired"),
+        ("core-trigger-disabled", "no-lost-job"), ("core-trigger-disabled", "no-duplicate-job"),
+        ("dedupe-bug", "no-lost-job"), ("dedupe-bug", "no-duplicate-job"),
+        ("alert-window", "no-lost-job"), ("alert-window", "alerts-fired"),
         ("postgres-crash", "run"),
-    ]
+    ]  # fmt: skip
     failure = cases[2].find("failure")
     assert failure is not None and failure.get("message") == PLANTED and failure.get("type") == "lost"
     assert PLANTED in (failure.text or "") and "job 21 (protect, entity e7)" in (failure.text or "")
@@ -327,43 +248,30 @@ def test_junit_has_one_case_per_scenario_check(
     assert undecided is not None and "KeyError" in (undecided.get("message") or "")
     crashed = cases[6].find("error")
     assert crashed is not None and "initdb failed" in (crashed.text or "")
-    passed = [c for c in cases if not list(c)]
-    assert len(passed) == 4
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
-        "7",
-        "1",
-        "2",
-        "0",
-    )
+    assert len([c for c in cases if not list(c)]) == 4  # passed: no failure, error or skipped inside
+    assert [root.get(k) for k in ("tests", "failures", "errors", "skipped")] == ["7", "1", "2", "0"]
     for suite in root.findall("testsuite"):
         inside = suite.findall("testcase")
         assert int(suite.get("tests", "")) == len(inside)
         assert int(suite.get("failures", "")) == sum(c.find("failure") is not None for c in inside)
         assert int(suite.get("errors", "")) == sum(c.find("error") is not None for c in inside)
-    assert {p.get("name"): p.get("value") for p in root.findall("./testsuite[1]/properties/property")}[
-        "seed"
-    ] == "42"
+    properties = {p.get("name"): p.get("value") for p in root.findall("./testsuite[1]/properties/property")}
+    assert (properties["seed"], properties["command"], properties["verdict"]) == ("42", COMMAND, "valid")
 
 
 def test_junit_marks_repeats_and_a_caught_bug_passes(tmp_path: Path) -> None:
     found = CheckResult("no-duplicate-job", Verdict.INVALID, (DUPLICATED,))
     missed = CheckResult("no-duplicate-job", Verdict.VALID)
     rec = record("dedupe-bug", catch=("no-duplicate-job",))
-    runs = tuple(
-        ScenarioResult("dedupe-bug", verdict, (check,), 7, T0, 2.0, rec, repeat=n)
-        for n, (verdict, check) in enumerate([(Verdict.VALID, found), (Verdict.INVALID, missed)], 1)
-    )
-    write_reports(RunSummary("r", "harness run x", "abc", False, {}, 7, T0, 4.0, runs), tmp_path)
+    runs = [ScenarioResult("dedupe-bug", verdict, (check,), 7, T0, 2.0, rec, repeat=n)
+            for n, (verdict, check) in enumerate([(Verdict.VALID, found), (Verdict.INVALID, missed)], 1)]  # fmt: skip
+    write_reports(small_run(*runs), tmp_path)
     cases = ET.parse(tmp_path / "junit.xml").getroot().findall("./testsuite/testcase")
     assert [c.get("classname") for c in cases] == ["dedupe-bug#1", "dedupe-bug#2"]
     assert cases[0].find("failure") is None and "job 21" in (cases[0].findtext("system-out") or "")
     assert "not caught" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
-    checks = load_report(tmp_path)["scenarios"][0]["checks"]
-    assert (checks[0]["verdict"], checks[0]["expected"], checks[0]["outcome"]) == (
-        "invalid",
-        "invalid",
-        "passed",
-    )
+    check = load_report(tmp_path)["scenarios"][0]["checks"][0]
+    assert (check["verdict"], check["expected"], check["outcome"]) == ("invalid", "invalid", "passed")
 
 
 def test_junit_is_not_green_when_the_scenario_is_worse_than_its_checks(tmp_path: Path) -> None:
@@ -371,7 +279,7 @@ def test_junit_is_not_green_when_the_scenario_is_worse_than_its_checks(tmp_path:
     run = ScenarioResult(
         "no-bite", Verdict.UNKNOWN, (CheckResult("no-lost-job", Verdict.VALID),), 1, T0, 1.0, rec
     )
-    write_reports(RunSummary("r", "c", "s", False, {}, 1, T0, 1.0, (run,), interrupted=True), tmp_path)
+    write_reports(small_run(run, interrupted=True), tmp_path)
     root = ET.parse(tmp_path / "junit.xml").getroot()
     errors = root.findall(".//error")
     assert "never took effect" in (errors[0].get("message") or "")
@@ -381,30 +289,24 @@ def test_junit_is_not_green_when_the_scenario_is_worse_than_its_checks(tmp_path:
 
 def test_junit_survives_control_characters(tmp_path: Path) -> None:
     check = CheckResult("no-lost-job", Verdict.UNKNOWN, error="bad byte \x00\x1b[31m here")
-    run = ScenarioResult("ctl", Verdict.UNKNOWN, (check,), 1, T0, 1.0, None)
-    write_reports(RunSummary("r", "c", "s", False, {}, 1, T0, 1.0, (run,)), tmp_path)
-    assert "bad byte" in (ET.parse(tmp_path / "junit.xml").getroot().find(".//error").text or "")  # type: ignore[union-attr]
+    write_reports(small_run(ScenarioResult("ctl", Verdict.UNKNOWN, (check,), 1, T0, 1.0, None)), tmp_path)
+    error = ET.parse(tmp_path / "junit.xml").getroot().find(".//error")
+    assert error is not None and "bad byte" in (error.text or "")
 
 
-def test_html_shows_every_scenario_and_escapes_anomalies(
-    written: tuple[RunSummary, dict[str, Path]], tmp_path: Path
-) -> None:
-    page = (tmp_path / "report.html").read_text()
+def test_html_shows_every_scenario_and_escapes_anomalies(run_folder: Path) -> None:
+    page = (run_folder / "report.html").read_text()
     for name in ("core-trigger-disabled", "dedupe-bug", "alert-window", "postgres-crash"):
-        assert name in page
+        assert f'<a href="#s-{name}">{name}</a>' in page and f'id="s-{name}"' in page
     assert "<script" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; job 17 &amp; entity e3" in page
     assert "job 21 (protect, entity e7) exists twice" in page and "ProvisionError: initdb failed" in page
-    assert "http://" not in page.replace(
-        'xmlns="http://www.w3.org/2000/svg"', ""
-    )  # nothing fetched from outside
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
     assert "No recorded run" in page and "no observer samples recorded" in page
 
 
-def test_html_timeline_shades_each_fault_window(
-    written: tuple[RunSummary, dict[str, Path]], tmp_path: Path
-) -> None:
-    page = (tmp_path / "report.html").read_text()
+def test_html_timeline_shades_each_fault_window(run_folder: Path) -> None:
+    page = (run_folder / "report.html").read_text()
     svgs = [part.split("</svg>")[0] for part in page.split("<svg")[1:]]
     assert len(svgs) == 3  # the scenario that could not run has no timeline
     for svg in svgs:
@@ -415,11 +317,26 @@ def test_html_timeline_shades_each_fault_window(
     assert "<polyline" in svgs[0] and "<polyline" not in svgs[2]
 
 
+def test_timeline_reads_runner_samples_and_iso_alert_times() -> None:
+    base = record("s", samples=False)
+    at = dt.datetime.fromtimestamp(START + 3.0, dt.UTC).isoformat()
+    final = FinalState(alert_history=({"rule": "backlog_high", "state": "firing", "at": at},))
+    rec = dataclasses.replace(
+        base, samples=({"wall": START + 1.0, "backlog": 4}, {"at": START + 2, "backlog": 6}), final=final
+    )
+    series = series_of(rec)
+    assert [(t, s["backlog"]) for t, s in series.samples] == [(1.0, 4), (2.0, 6)]
+    assert series.alerts == {"backlog_high": [(pytest.approx(3.0), "firing", None)]}
+    assert series.faults[0][:3] == (5.0, 11.0, "disable-core-trigger(method=alter)")
+    assert {o for _t, o, _d in series.requests} == {"ok", "fail", "info"}
+    assert "backlog_high: firing at +3.0s" in timeline_svg(rec)
+
+
 def test_summary_table_names_failed_and_undecided_checks(tmp_path: Path) -> None:
-    text = summary_table(summary(tmp_path))
-    lines = text.splitlines()
+    lines = summary_table(summary(tmp_path)).splitlines()
     assert lines[0].split() == ["scenario", "verdict", "duration", "failed", "unknown"]
-    assert "dedupe-bug" in lines[3] and "invalid" in lines[3] and "no-lost-job" in lines[3]
+    assert lines[2].split() == ["core-trigger-disabled", "valid", "31.5s", "-", "-"]
+    assert lines[3].split() == ["dedupe-bug", "invalid", "31.5s", "no-lost-job", "-"]
     assert lines[4].endswith("alerts-fired") and lines[5].endswith("run")
     assert lines[-1] == f"verdict: INVALID (1 valid, 1 invalid, 2 unknown) - reports in {tmp_path}"
     assert "\033[31m" in summary_table(summary(tmp_path), colour=True)
