@@ -288,12 +288,14 @@ def runbook_drills(facts: GateFacts) -> Criterion:
         )
     ok = len(present) == len(RUNBOOKS)
     for name in present:
+        auto = ["--auto"] if "--auto" in probe.stdout else []  # unattended: no one at the keyboard
         run = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "drill", name],
+            [sys.executable, "-m", "harness.cli", "drill", name, *auto],
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
+            stdin=subprocess.DEVNULL,
         )
         tail = (run.stdout.strip().splitlines() or ["(no output)"])[-3:]
         evidence.append(f"harness drill {name}: exit {run.returncode}; " + " | ".join(tail))
