@@ -23,6 +23,7 @@ from harness.checkers import (
     no_duplicate_job,
     no_lost_job,
     one_result_per_job,
+    requests_accepted,
     strict_gateway,
     throughput_slo,
     traces_complete,
@@ -47,6 +48,7 @@ CHECKERS: dict[str, Checker] = {
         compat_warnings,
         faults_took_effect,
         drained,
+        requests_accepted,
     )
 }
 

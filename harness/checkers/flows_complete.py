@@ -4,10 +4,10 @@ Queue accounting in Jepsen's total-queue words: a request the workload saw commi
 *acknowledged*; one whose outcome is unknown (`info`) and whose event did land is *recovered* and judged the
 same way; an acknowledged request whose event is not in the final read is *lost*; a request the workload was
 told certainly failed but whose event is there is *unexpected*. A flow is *closed* by document.anchored or
-document.failed, and a failure must be explained by a job.<type>.failed event. A request refused outside
-every fault window (`refused`) is a pipeline that cannot take work at all (e.g. a gateway that raises on
-every call aborts the append itself). When the run did not drain, an open flow may be merely late: the
-verdict is then unknown, not invalid, unless something else is certainly wrong.
+document.failed, and a failure must be explained by a job.<type>.failed event. Requests that certainly
+failed are only counted here: refusing valid work is requests_accepted's finding. When the run did not
+drain, an open flow may be merely late: the verdict is then unknown, not invalid, unless something else is
+certainly wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from harness.checkers.rows import (
     ANCHORED,
     CLOSING,
     FAILED,
-    HEAL_GRACE_S,
     JOB_EVENT,
     REQUEST_EVENT,
     Request,
@@ -26,7 +25,6 @@ from harness.checkers.rows import (
     entity_events,
     epoch,
     event_row,
-    faults_at,
     job_row,
     requests,
     short,
@@ -67,9 +65,8 @@ def check(record: RunRecord) -> CheckResult:
                 if there and req.event_id:
                     landed = True
                     anomalies.append(_unexpected(record, req))
-                elif not faults_at(record, req.wall, HEAL_GRACE_S):
+                else:
                     refused += 1
-                    anomalies.append(_refused(req))
         if landed and entity_id in events:
             must_close.append(entity_id)
 
@@ -112,7 +109,7 @@ def check(record: RunRecord) -> CheckResult:
         "recovered": recovered,
         "lost": sum(1 for a in anomalies if a.kind == "lost"),
         "unexpected": sum(1 for a in anomalies if a.kind == "unexpected"),
-        "refused": refused,
+        "failed_requests": refused,
         "closed": closed,
         "anchored": anchored,
         "failed": failed,
@@ -169,16 +166,6 @@ def _unexpected(record: RunRecord, req: Request) -> Anomaly:
         f"request op {req.index} (entity {short(req.entity_id)}, event {short(req.event_id)}) at "
         f"{clock(req.wall)} was reported failed ({req.error or 'no error text'}), yet its event is in the "
         f"final read{during(record, req.wall)}",
-        (req.entity_id,),
-        (_request_row(req),),
-    )
-
-
-def _refused(req: Request) -> Anomaly:
-    return Anomaly(
-        "refused",
-        f"request op {req.index} (entity {short(req.entity_id)}) at {clock(req.wall)} failed outside every "
-        f"fault window: {req.error or 'no error text'}",
         (req.entity_id,),
         (_request_row(req),),
     )

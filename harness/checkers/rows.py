@@ -220,10 +220,11 @@ def requests(record: RunRecord) -> list[Request]:
 
 
 def alert_keys_seen(record: RunRecord) -> bool:
-    """Whether the run recorded alert state at all: an alert history, or samples that carry alerts_firing."""
+    """Whether the run recorded alert state at all: an alert history, or samples that carry alerts_firing
+    (the observer samples None there when the pipeline has no alert state table)."""
     if record.final.alert_history:
         return True
-    return any("alerts_firing" in s for s in observer_samples(record))
+    return any(s.get("alerts_firing") is not None for s in observer_samples(record))
 
 
 def observer_samples(record: RunRecord) -> list[Mapping[str, Any]]:

@@ -3,32 +3,73 @@
 Strict mode is the RFC's end state: the guard rejects every insert that does not come through the gateway.
 So under `gateway_mode = strict` there must be no compat warning at all, and every job must carry a
 gateway `materialized_via` (`trigger` for the core trigger, `direct_call` for a named call, `replay` for the
-runbook's replay, which also calls the gateway). Anything else was admitted around it. In compat mode this
-checker only counts.
+runbook's replay, which also calls the gateway). Anything else was admitted around it. Strict is judged
+wherever it held: the whole run when the final settings say strict, and each nemesis window that switched
+the mode to strict (its start op value says `mode: strict`, its heal restores the previous mode). Outside
+strict this checker only counts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 from harness.checkers.rows import clock, epoch, job_row, plain, short
+from harness.history import OpType
 from harness.model import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "strict_gateway"
 GATEWAY_VIA = ("trigger", "direct_call", "replay")
 
 
+def strict_periods(record: RunRecord) -> list[tuple[float, float]]:
+    """Wall-clock spans when gateway_mode was strict, from the final settings and the nemesis's ops."""
+    if str(record.final.settings.get("gateway_mode", "compat")) == "strict":
+        return [(-math.inf, math.inf)]
+    invoked: dict[tuple[str, str], float] = {}  # the fault acts between its invoke and its completion
+    opened: dict[tuple[str, str], float] = {}
+    periods = []
+    for op in sorted(record.ops, key=lambda o: o.index):
+        if op.process != "nemesis" or ":" not in op.f:
+            continue
+        value = op.value if isinstance(op.value, Mapping) else {}
+        phase, fault = op.f.split(":", 1)
+        key = (fault, str(value.get("label", fault)))
+        if op.type is OpType.INVOKE:
+            invoked[key] = op.wall
+        elif op.type is not OpType.INFO:
+            continue
+        elif phase == "start" and value.get("mode") == "strict":
+            opened[key] = invoked.get(key, op.wall)
+        elif phase == "heal" and key in opened:
+            periods.append((opened.pop(key), op.wall))
+    periods.extend((start, math.inf) for start in opened.values())
+    return sorted(periods)
+
+
 def check(record: RunRecord) -> CheckResult:
-    """admitted: a compat warning, or a job materialized other than through the gateway, under strict."""
+    """admitted: a compat warning, or a job materialized other than through the gateway, while strict."""
     final = record.final
+    periods = strict_periods(record)
     mode = str(final.settings.get("gateway_mode", "compat"))
     counts: dict[str, object] = {
         "gateway_mode": mode,
+        "strict_periods": [[_finite(a), _finite(b)] for a, b in periods],
         "compat_warnings": len(final.compat_warnings),
         "jobs": len(final.jobs),
     }
-    if mode != "strict":
+    if not periods:
         return CheckResult(NAME, Verdict.VALID, (), counts)
+
+    def strict_at(value: object) -> bool:
+        wall = epoch(value)
+        return wall is None or any(a <= wall <= b for a, b in periods)
+
     anomalies = []
-    for warning in sorted(final.compat_warnings, key=lambda w: (epoch(w.get("at")) or 0.0, str(w.get("id")))):
+    warnings = sorted(final.compat_warnings, key=lambda w: (epoch(w.get("at")) or 0.0, str(w.get("id"))))
+    for warning in warnings:
+        if not strict_at(warning.get("at")):
+            continue
         anomalies.append(
             Anomaly(
                 "admitted",
@@ -40,7 +81,7 @@ def check(record: RunRecord) -> CheckResult:
             )
         )
     for job in final.jobs:
-        if job.get("materialized_via") in GATEWAY_VIA:
+        if job.get("materialized_via") in GATEWAY_VIA or not strict_at(job.get("created_at")):
             continue
         anomalies.append(
             Anomaly(
@@ -58,3 +99,7 @@ def check(record: RunRecord) -> CheckResult:
         tuple(anomalies),
         {**counts, "admitted": len(anomalies)},
     )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
