@@ -27,6 +27,9 @@ class Outcome(StrEnum):
     ERROR = "error"  # could not be decided: CI must not read it as green
 
 
+AS_VERDICT = {Outcome.PASSED: Verdict.VALID, Outcome.FAILED: Verdict.INVALID, Outcome.ERROR: Verdict.UNKNOWN}
+
+
 @dataclass(frozen=True)
 class Case:
     """One scenario-check as CI sees it."""
@@ -59,8 +62,12 @@ def anomaly_text(check: CheckResult) -> str:
     return "\n".join(parts)
 
 
-def check_case(check: CheckResult, expected_invalid: bool = False) -> Case:
-    """A check's outcome: its verdict read against what the scenario expects of it."""
+def check_case(check: CheckResult, expected_invalid: bool = False, faults_bit: bool = True) -> Case:
+    """A check's outcome: its verdict read against what the scenario expects of it.
+
+    As `harness.checkers.judge` rules: a planted bug that went unseen is a failure only when every fault took
+    effect (`faults_bit`); otherwise the bug may never have been planted, and the check could not decide.
+    """
     if check.verdict is Verdict.UNKNOWN:
         message = "the check could not decide"
         if check.error:
@@ -71,8 +78,13 @@ def check_case(check: CheckResult, expected_invalid: bool = False) -> Case:
     if expected_invalid:
         if check.verdict is Verdict.INVALID:
             return Case(check.name, Outcome.PASSED, "", anomaly_text(check), check, True)
+        if not faults_bit:
+            message = (
+                f"{check.name} found nothing, but a fault did not take effect: the bug may not be planted"
+            )
+            return Case(check.name, Outcome.ERROR, message, message, check, True)
         message = (
-            f"the planted bug was not caught: {check.name} found nothing, and this scenario exists for it"
+            f"the planted bug was not caught: {check.name} found nothing, and the scenario exists for it"
         )
         return Case(check.name, Outcome.FAILED, message, message, check, True)
     if check.verdict is Verdict.INVALID:
@@ -98,17 +110,13 @@ def _scenario_reasons(result: ScenarioResult) -> list[str]:
 def cases(result: ScenarioResult) -> list[Case]:
     """All CI cases of one scenario: one per check, plus one for a scenario-level reason or error."""
     expected = caught(result)
-    found = [check_case(check, check.name in expected) for check in result.checks]
+    bit = result.record is None or all(w.took_effect is True for w in result.record.faults)
+    found = [check_case(check, check.name in expected, bit) for check in result.checks]
     if result.error:
         last = result.error.strip().splitlines()[-1] if result.error.strip() else "error"
         found.append(Case(RUN_CASE, Outcome.ERROR, f"the scenario could not run: {last}", result.error))
         return found
-    by_cases = combine(
-        {Outcome.PASSED: Verdict.VALID, Outcome.FAILED: Verdict.INVALID, Outcome.ERROR: Verdict.UNKNOWN}[
-            c.outcome
-        ]
-        for c in found
-    )
+    by_cases = combine(AS_VERDICT[c.outcome] for c in found)
     worse = result.verdict is not by_cases and combine([result.verdict, by_cases]) is result.verdict
     if worse:
         reasons = _scenario_reasons(result) or [f"the scenario's verdict is {result.verdict}"]
@@ -128,8 +136,9 @@ def failed_and_unknown(result: ScenarioResult) -> tuple[list[str], list[str]]:
 
 
 def case_classname(result: ScenarioResult, repeated: bool) -> str:
-    """The scenario's name, with `#repeat` when the run holds it more than once."""
-    return f"{result.name}#{result.repeat}" if repeated else result.name
+    """The scenario's name, with `#round` (1-based, as the runner names the folders) when the run holds it
+    more than once; `ScenarioResult.repeat` itself counts from 0."""
+    return f"{result.name}#{result.repeat + 1}" if repeated else result.name
 
 
 def repeated_names(results: tuple[ScenarioResult, ...]) -> frozenset[str]:

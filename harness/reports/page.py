@@ -63,10 +63,11 @@ def _anchor(classname: str) -> str:
 def _header(summary: RunSummary) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in summary.versions.items())
     dirty = " (dirty tree)" if summary.git_dirty else ""
+    seed = str(summary.seed) if summary.seed is not None else "per scenario"
     rows = [
         f"<h1>harness run {escape(summary.run_id)} {badge(str(summary.verdict), big=True)}</h1>",
         f'<div class="meta">started <b>{escape(iso(summary.started_wall) or "?")}</b> · '
-        f"took <b>{summary.duration_s:.1f}s</b> · seed <b>{escape(str(summary.seed))}</b> · "
+        f"took <b>{summary.duration_s:.1f}s</b> · seed <b>{escape(seed)}</b> · "
         f"git <b>{escape(summary.git_sha[:12])}{escape(dirty)}</b> · {escape(versions)}</div>",
         f"<h3>Re-run</h3><pre>{escape(summary.command)}</pre>",
     ]
@@ -138,7 +139,9 @@ def _checks(result: ScenarioResult) -> str:
         if check is not None:
             details.append(_anomalies(check, case))
             if check.error:
-                details.append(f"<h3>{escape(check.name)} crashed</h3><pre>{escape(check.error)}</pre>")
+                details.append(
+                    f"<h3>{escape(check.name)} could not decide</h3><pre>{escape(check.error)}</pre>"
+                )
         elif case.name != RUN_CASE and case.outcome is not Outcome.PASSED and case.detail != case.message:
             details.append(f"<h3>{escape(case.name)}</h3><pre>{escape(case.detail)}</pre>")
     head = (

@@ -17,6 +17,8 @@ from harness.history import Op, OpType, pairs
 from harness.model import RunRecord
 
 NON_WORKLOAD = ("nemesis", "observer")
+GAP_KEYS = ("event_to_job_gap_s", "gap_s")  # the event-to-job gap KPI, when the observer samples it
+QUEUE_AGE_KEY = "oldest_age_s"  # the oldest queued job's age: the fallback, and not the same thing
 
 
 def epoch(value: Any) -> float | None:
@@ -44,7 +46,11 @@ class Series:
     samples: list[tuple[float, Mapping[str, Any]]]
     requests: list[tuple[float, str, str]]  # t, outcome (ok/fail/info/open), description
     workload_end: float
-    gap_limit: float | None
+    gap_limit: float | None  # the scenario's gap SLO, when `gap` is the KPI it bounds
+    backlog: list[tuple[float, float]]
+    open_flows: list[tuple[float, float]]  # flows acknowledged and not yet closed
+    gap: list[tuple[float, float]]
+    gap_name: str
 
 
 def samples_of(record: RunRecord) -> list[tuple[float, Mapping[str, Any]]]:
@@ -110,14 +116,47 @@ def series_of(record: RunRecord) -> Series:
             for op in workload
             if op.type != OpType.INVOKE
         ]
+    samples = [(wall - t0, values) for wall, values in samples_of(record)]
+    gap_key = next((k for k in GAP_KEYS if numbers(samples, k)), None)
     return Series(
         faults=faults,
         alerts=alerts,
-        samples=[(wall - t0, values) for wall, values in samples_of(record)],
+        samples=samples,
         requests=requests,
         workload_end=record.workload_end_wall - t0,
-        gap_limit=record.scenario.expect.gap_p99_s,
+        gap_limit=record.scenario.expect.gap_p99_s if gap_key else None,
+        backlog=numbers(samples, "backlog"),
+        open_flows=open_flows(workload, samples, t0),
+        gap=numbers(samples, gap_key or QUEUE_AGE_KEY),
+        gap_name="event-to-job gap" if gap_key else "oldest queued job",
     )
+
+
+def open_flows(
+    workload: list[Op], samples: list[tuple[float, Mapping[str, Any]]], t0: float
+) -> list[tuple[float, float]]:
+    """Flows the workload saw acknowledged minus the flows closed, at each sample.
+
+    The job backlog stays flat when jobs are never made (a disabled core trigger): open flows still climb,
+    which is the picture a person needs. Acknowledged means an `ok` request, counted once per entity when
+    the op names one, so duplicate requests do not count twice.
+    """
+    acknowledged: list[tuple[float, object]] = []
+    for op in workload:
+        if op.type is OpType.OK:
+            entity = op.value.get("entity_id") if isinstance(op.value, Mapping) else None
+            acknowledged.append((op.wall - t0, entity if entity is not None else ("op", op.index)))
+    closed = numbers(samples, "flows_closed")
+    if not acknowledged or not closed:
+        return []
+    acknowledged.sort(key=lambda a: a[0])
+    found, seen, i = [], set(), 0
+    for t, count in closed:
+        while i < len(acknowledged) and acknowledged[i][0] <= t:
+            seen.add(acknowledged[i][1])
+            i += 1
+        found.append((t, max(0.0, len(seen) - count)))
+    return found
 
 
 def numbers(samples: list[tuple[float, Mapping[str, Any]]], key: str) -> list[tuple[float, float]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 
 from harness.model import RunRecord
-from harness.reports.series import Series, numbers, series_of
+from harness.reports.series import Series, series_of
 
 WIDTH = 1100
 LEFT_MIN, LEFT_MAX = 130, 300  # room for lane labels, as wide as the longest needs within these bounds
@@ -20,6 +20,7 @@ CHAR_W = 6.6  # rough width of one 11px character (the page.STYLE font), to keep
 BOLD_W = 7.2  # the same for the bold lane labels, a little generously
 LANE_PAD = 8
 STATE_COLOUR = {"pending": "#e0a800", "firing": "#c62828", "resolved": "#2e7d32", "inactive": "#78909c"}
+BACKLOG, OPEN, GAP = "#1565c0", "#00897b", "#6a1b9a"
 REQUEST_COLOUR = {"ok": "#607d8b", "fail": "#c62828", "info": "#ef6c00", "open": "#ef6c00"}
 
 
@@ -32,7 +33,10 @@ def nice_step(span: float, target: int = 10) -> float:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+    """Short numbers for ticks and tips: 281, 4.8, 0.016."""
+    if value == int(value) or abs(value) >= 10:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
 class _Canvas:
@@ -78,28 +82,23 @@ def _fault_rows(canvas: _Canvas, texts: list[str], starts: list[float]) -> list[
     return rows
 
 
+Line = tuple[str, list[tuple[float, float]], str, bool]  # name, points, colour, dashed
+
+
 def _line_chart(
-    canvas: _Canvas,
-    top: float,
-    height: float,
-    points: list[tuple[float, float]],
-    colour: str,
-    name: str,
-    limit: float | None = None,
-    unit: str = "",
+    canvas: _Canvas, top: float, height: float, title: str, lines: list[Line], limit: float | None, unit: str
 ) -> None:
-    canvas.add(
-        f'<rect x="{canvas.left}" y="{top}" width="{WIDTH - canvas.left - RIGHT}" height="{height}" class="panel"/>'
-    )
-    canvas.text(canvas.left - 10, top + height / 2 + 4, name, "lane", "end")
-    if not points:
+    """A panel of lines sharing a y scale from 0 to their peak, with the SLO limit dashed when given."""
+    width = WIDTH - canvas.left - RIGHT
+    canvas.add(f'<rect x="{canvas.left}" y="{top}" width="{width}" height="{height}" class="panel"/>')
+    canvas.text(canvas.left - 10, top + height / 2 + 4, title, "lane", "end")
+    if not any(points for _n, points, _c, _d in lines):
         canvas.text(canvas.left + 10, top + height / 2 + 4, "no observer samples recorded", "muted")
         return
-    peak = max([p[1] for p in points] + [limit or 0.0, 1e-9])
-    top_value = peak * 1.1
+    peak = max([v for _n, points, _c, _d in lines for _t, v in points] + [limit or 0.0, 1e-9])
 
     def y(v: float) -> float:
-        return top + height - v / top_value * height
+        return top + height - v / (peak * 1.1) * height
 
     canvas.text(canvas.left - 4, top + 10, f"{_fmt(peak)}{unit}", "tick", "end")
     canvas.text(canvas.left - 4, top + height, f"0{unit}", "tick", "end")
@@ -107,18 +106,22 @@ def _line_chart(
         f'<line x1="{canvas.left}" x2="{WIDTH - RIGHT}" y1="{y(peak):.1f}" y2="{y(peak):.1f}" class="grid"/>'
     )
     if limit is not None:
+        tip = canvas.title(f"SLO limit {_fmt(limit)}{unit}")
         canvas.add(
-            f'<line x1="{canvas.left}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" class="limit">'
-            f"{canvas.title(f'SLO limit {_fmt(limit)}{unit}')}</line>"
+            f'<line x1="{canvas.left}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" class="limit">{tip}</line>'
         )
         canvas.text(WIDTH - RIGHT - 4, y(limit) - 3, f"limit {_fmt(limit)}{unit}", "limit-text", "end")
-    path = " ".join(f"{canvas.x(t):.1f},{y(v):.1f}" for t, v in points)
-    canvas.add(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
-    for t, v in points if len(points) <= 120 else ():
-        canvas.add(
-            f'<circle cx="{canvas.x(t):.1f}" cy="{y(v):.1f}" r="1.8" fill="{colour}">'
-            f"{canvas.title(f'{name} = {_fmt(v)}{unit} at +{t:.1f}s')}</circle>"
-        )
+    for name, points, colour, dashed in lines:
+        if not points:
+            continue
+        path = " ".join(f"{canvas.x(t):.1f},{y(v):.1f}" for t, v in points)
+        dash = ' stroke-dasharray="5 3"' if dashed else ""
+        canvas.add(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.8"{dash}/>')
+        for t, v in points if len(points) <= 120 else ():
+            tip = canvas.title(f"{name} = {_fmt(v)}{unit} at +{t:.1f}s")
+            canvas.add(
+                f'<circle cx="{canvas.x(t):.1f}" cy="{y(v):.1f}" r="1.8" fill="{colour}">{tip}</circle>'
+            )
 
 
 def _span(series: Series) -> tuple[float, float]:
@@ -150,7 +153,6 @@ def timeline_svg(record: RunRecord) -> str:
     layout["gap"] = layout["backlog"] + 80 + LANE_PAD
     layout["requests"] = layout["gap"] + 80 + LANE_PAD
     bottom = layout["requests"] + 24
-    height = bottom + 52
 
     # fault windows, shaded over every lane, labelled in their own lane
     canvas.text(canvas.left - 10, layout["faults"] + 13, "faults", "lane", "end")
@@ -190,19 +192,13 @@ def timeline_svg(record: RunRecord) -> str:
                 f"{canvas.title(tip)}</circle>"
             )
 
-    _line_chart(
-        canvas, layout["backlog"], 80, numbers(series.samples, "backlog"), "#1565c0", "backlog (jobs)"
-    )
-    _line_chart(
-        canvas,
-        layout["gap"],
-        80,
-        numbers(series.samples, "oldest_age_s"),
-        "#6a1b9a",
-        "gap: oldest waiting",
-        series.gap_limit,
-        "s",
-    )
+    flows = [
+        ("backlog (jobs)", series.backlog, BACKLOG, False),
+        ("open flows", series.open_flows, OPEN, True),
+    ]
+    _line_chart(canvas, layout["backlog"], 80, "backlog", flows, None, "")
+    gap = [(series.gap_name, series.gap, GAP, False)]
+    _line_chart(canvas, layout["gap"], 80, series.gap_name, gap, series.gap_limit, "s")
 
     # workload requests as ticks, coloured by how they ended
     top = layout["requests"]
@@ -230,7 +226,7 @@ def timeline_svg(record: RunRecord) -> str:
             canvas.add(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}" class="axis"/>')
             canvas.text(x, bottom + 15, f"{_fmt(tick)}s", "tick", "middle")
         tick = round(tick + step, 6)
-    _legend(canvas, height - 8)
+    height = _legend(canvas, bottom + 48, series.gap_name) + 8
     body = "\n".join(canvas.parts)
     label = escape(f"timeline of {record.scenario.name}")
     return (
@@ -239,27 +235,32 @@ def timeline_svg(record: RunRecord) -> str:
     )
 
 
-def _legend(canvas: _Canvas, y: float) -> None:
+def _legend(canvas: _Canvas, y: float, gap_name: str) -> float:
+    """The key to the marks, wrapped onto as many rows as the width needs; returns its last baseline."""
     x = float(canvas.left)
     items = [
         ("rect", "fault", "fault window"),
         ("circle", STATE_COLOUR["pending"], "alert pending"),
         ("circle", STATE_COLOUR["firing"], "alert firing"),
         ("circle", STATE_COLOUR["resolved"], "resolved"),
-        ("line", "#1565c0", "backlog"),
-        ("line", "#6a1b9a", "gap"),
+        ("line", BACKLOG, "backlog"),
+        ("dash", OPEN, "open flows"),
+        ("line", GAP, gap_name),
         ("tick", REQUEST_COLOUR["ok"], "request ok"),
         ("tick", REQUEST_COLOUR["fail"], "failed"),
         ("tick", REQUEST_COLOUR["info"], "unknown (info)"),
     ]
     for shape, colour, label in items:
+        if x + 19 + len(label) * CHAR_W > WIDTH - RIGHT:
+            x, y = float(canvas.left), y + 18
         if shape == "rect":
             canvas.add(f'<rect x="{x}" y="{y - 9}" width="14" height="10" class="fault"/>')
         elif shape == "circle":
             canvas.add(f'<circle cx="{x + 6}" cy="{y - 4}" r="4.5" fill="{colour}"/>')
-        elif shape == "line":
+        elif shape in ("line", "dash"):
+            dash = ' stroke-dasharray="5 3"' if shape == "dash" else ""
             canvas.add(
-                f'<line x1="{x}" x2="{x + 14}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" stroke-width="2"/>'
+                f'<line x1="{x}" x2="{x + 16}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" stroke-width="2"{dash}/>'
             )
         else:
             canvas.add(
@@ -268,3 +269,4 @@ def _legend(canvas: _Canvas, y: float) -> None:
             )
         canvas.text(x + 19, y, label, "legend")
         x += 19 + len(label) * CHAR_W + 16
+    return y

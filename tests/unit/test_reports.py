@@ -38,9 +38,10 @@ PLANTED = "<script>alert('x')</script> job 17 & entity e3"
 
 
 def history(seconds: float = 20.0, rate: float = 4.0, fault: tuple[float, float] = (5.0, 11.0)) -> list[Op]:
-    """Requests at `rate`, a few ambiguous inside the fault, and observer samples of a backlog that builds
-    while the fault holds and drains after the heal."""
+    """Requests at `rate`, a few ambiguous inside the fault, and observer samples of a backlog and a gap that
+    build while the fault holds, and of flows that close a second after their request, or after the heal."""
     ops: list[Op] = []
+    closes: list[float] = []
 
     def add(at: float, process: str, kind: OpType, value: object = None, error: str | None = None) -> None:
         f = "sample" if process == "observer" else "request"
@@ -49,17 +50,19 @@ def history(seconds: float = 20.0, rate: float = 4.0, fault: tuple[float, float]
     for i in range(int(seconds * rate)):
         at = i / rate
         client = f"client-{i % 2}"
-        add(at, client, OpType.INVOKE, {"document": f"d{i}"})
+        add(at, client, OpType.INVOKE, {"entity_id": f"e{i}"})
         inside = fault[0] <= at <= fault[1]
         kind = OpType.INFO if inside and i % 7 == 0 else OpType.FAIL if i == 30 else OpType.OK
-        add(at + 0.05, client, kind, {"document": f"d{i}"}, "timeout" if kind is OpType.INFO else None)
+        add(at + 0.05, client, kind, {"entity_id": f"e{i}"}, "timeout" if kind is OpType.INFO else None)
+        closes.append(fault[1] + 1.5 if inside else at + 1.0)
     backlog = 0.0
     for step in range(int((seconds + 6) * 2)):
         at = step / 2
         backlog = backlog + 3 if fault[0] <= at <= fault[1] else max(0.0, backlog - 5)
-        oldest = (at - fault[0]) if fault[0] <= at <= fault[1] + 2 else 0.4
-        sample = {"backlog": backlog, "oldest_age_s": round(oldest, 2), "running": 1, "dead": 0}
-        add(at, "observer", OpType.OK, sample | {"flows_closed": step, "alerts_firing": int(9 <= at <= 13)})
+        gap = (at - fault[0]) if fault[0] <= at <= fault[1] + 1 else 0.3
+        sample = {"backlog": backlog, "oldest_age_s": 0.2, "event_to_job_gap_s": round(gap, 2), "dead": 0}
+        closed = sum(close <= at for close in closes)
+        add(at, "observer", OpType.OK, sample | {"flows_closed": closed, "alerts_firing": int(9 <= at <= 13)})
     ops.sort(key=lambda op: op.wall)
     return [
         Op(i, op.time, op.wall, op.process, op.type, op.f, op.value, op.error) for i, op in enumerate(ops)
@@ -264,7 +267,7 @@ def test_junit_marks_repeats_and_a_caught_bug_passes(tmp_path: Path) -> None:
     missed = CheckResult("no-duplicate-job", Verdict.VALID)
     rec = record("dedupe-bug", catch=("no-duplicate-job",))
     runs = [ScenarioResult("dedupe-bug", verdict, (check,), 7, T0, 2.0, rec, repeat=n)
-            for n, (verdict, check) in enumerate([(Verdict.VALID, found), (Verdict.INVALID, missed)], 1)]  # fmt: skip
+            for n, (verdict, check) in enumerate([(Verdict.VALID, found), (Verdict.INVALID, missed)])]  # fmt: skip
     write_reports(small_run(*runs), tmp_path)
     cases = ET.parse(tmp_path / "junit.xml").getroot().findall("./testsuite/testcase")
     assert [c.get("classname") for c in cases] == ["dedupe-bug#1", "dedupe-bug#2"]
@@ -329,7 +332,12 @@ def test_timeline_reads_runner_samples_and_iso_alert_times() -> None:
     assert series.alerts == {"backlog_high": [(pytest.approx(3.0), "firing", None)]}
     assert series.faults[0][:3] == (5.0, 11.0, "disable-core-trigger(method=alter)")
     assert {o for _t, o, _d in series.requests} == {"ok", "fail", "info"}
+    assert (series.gap_name, series.gap_limit) == ("oldest queued job", None)  # no gap KPI sampled
     assert "backlog_high: firing at +3.0s" in timeline_svg(rec)
+    full = series_of(record("full"))
+    assert (full.gap_name, full.gap_limit, max(v for _t, v in full.gap)) == ("event-to-job gap", 2.0, 7.0)
+    opened = dict(full.open_flows)
+    assert opened[4.0] <= 5 and opened[11.0] >= 15 and opened[25.5] == 0  # builds in the fault, all close
 
 
 def test_summary_table_names_failed_and_undecided_checks(tmp_path: Path) -> None:
