@@ -12,7 +12,15 @@ from __future__ import annotations
 from harness.reports.document import load_report, report_document
 from harness.reports.junit import junit_xml
 from harness.reports.page import report_html
-from harness.reports.table import summary_table
+from harness.reports.table import report_table, summary_table
 from harness.reports.writer import write_reports
 
-__all__ = ["junit_xml", "load_report", "report_document", "report_html", "summary_table", "write_reports"]
+__all__ = [
+    "junit_xml",
+    "load_report",
+    "report_document",
+    "report_html",
+    "report_table",
+    "summary_table",
+    "write_reports",
+]

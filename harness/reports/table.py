@@ -6,7 +6,9 @@ failed or could not decide rather than only counting them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.model import RunSummary, Verdict
 from harness.reports.outcome import case_classname, failed_and_unknown, repeated_names
@@ -25,43 +27,53 @@ def run_folder(summary: RunSummary) -> Path | None:
     return parents.pop() if len(parents) == 1 else None
 
 
+Row = tuple[str, str, str, str, str]  # scenario, verdict, duration, failed, unknown
+HEADER: Row = ("scenario", "verdict", "duration", "failed", "unknown")
+
+
 def summary_table(summary: RunSummary, folder: Path | None = None, colour: bool = False) -> str:
     """The table as text, columns padded to fit; `colour` adds ANSI colours to the verdicts."""
     repeated = repeated_names(summary.scenarios)
-    header = ("scenario", "verdict", "duration", "failed", "unknown")
     rows = []
     for result in summary.scenarios:
         failed, unknown = failed_and_unknown(result)
-        rows.append(
-            (
-                case_classname(result, result.name in repeated),
-                str(result.verdict),
-                f"{result.duration_s:.1f}s",
-                ", ".join(failed) or "-",
-                ", ".join(unknown) or "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        name = case_classname(result, result.name in repeated)
+        rows.append(_row(name, str(result.verdict), result.duration_s, failed, unknown))
+    where = folder if folder is not None else run_folder(summary)
+    return _render(rows, summary.verdict, summary.interrupted, where, colour)
 
-    def line(row: tuple[str, ...], verdict: Verdict | None = None) -> str:
-        cells = [
-            row[0].ljust(widths[0]),
-            row[1].ljust(widths[1]),
-            row[2].rjust(widths[2]),
-            row[3].ljust(widths[3]),
-            row[4],
-        ]
-        if verdict is not None:
-            cells[1] = _paint(cells[1], verdict, colour)
+
+def report_table(document: Mapping[str, Any], folder: Path | None = None, colour: bool = False) -> str:
+    """The same table from a stored `report.json` (see `load_report`), to show a finished run again."""
+    scenarios = document["scenarios"]
+    names = [s["name"] for s in scenarios]
+    rows = []
+    for s in scenarios:
+        repeated = names.count(s["name"]) > 1 or s.get("repeat", 0)
+        name = f"{s['name']}#{s.get('repeat', 0) + 1}" if repeated else s["name"]
+        rows.append(_row(name, s["verdict"], s["duration_s"], s.get("failed", []), s.get("undecided", [])))
+    return _render(rows, Verdict(document["verdict"]), bool(document.get("interrupted")), folder, colour)
+
+
+def _row(name: str, verdict: str, duration_s: float, failed: list[str], unknown: list[str]) -> Row:
+    return (name, verdict, f"{duration_s:.1f}s", ", ".join(failed) or "-", ", ".join(unknown) or "-")
+
+
+def _render(rows: list[Row], verdict: Verdict, interrupted: bool, where: Path | None, colour: bool) -> str:
+    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+
+    def line(row: Row, painted: bool = False) -> str:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]),
+                 row[3].ljust(widths[3]), row[4]]  # fmt: skip
+        if painted:
+            cells[1] = _paint(cells[1], Verdict(row[1]), colour)
         return "  ".join(cells).rstrip()
 
-    lines = [line(header), "  ".join("-" * w for w in widths)]
-    lines += [line(row, result.verdict) for row, result in zip(rows, summary.scenarios, strict=True)]
-    tally = {v: sum(r.verdict is v for r in summary.scenarios) for v in Verdict}
+    lines = [line(HEADER), "  ".join("-" * w for w in widths), *(line(row, True) for row in rows)]
+    tally = {v: sum(row[1] == v for row in rows) for v in Verdict}
     counts = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
-    where = folder if folder is not None else run_folder(summary)
-    last = f"verdict: {_paint(str(summary.verdict).upper(), summary.verdict, colour)} ({counts or 'no scenarios'})"
-    if summary.interrupted:
+    last = f"verdict: {_paint(str(verdict).upper(), verdict, colour)} ({counts or 'no scenarios'})"
+    if interrupted:
         last += " - interrupted"
     if where is not None:
         last += f" - reports in {where}"

@@ -28,7 +28,7 @@ from harness.model import (
     Verdict,
     Workload,
 )
-from harness.reports import load_report, summary_table, write_reports
+from harness.reports import load_report, report_table, summary_table, write_reports
 from harness.reports.series import series_of
 from harness.reports.timeline import timeline_svg
 
@@ -348,3 +348,16 @@ def test_summary_table_names_failed_and_undecided_checks(tmp_path: Path) -> None
     assert lines[4].endswith("alerts-fired") and lines[5].endswith("run")
     assert lines[-1] == f"verdict: INVALID (1 valid, 1 invalid, 2 unknown) - reports in {tmp_path}"
     assert "\033[31m" in summary_table(summary(tmp_path), colour=True)
+
+
+def test_a_stored_report_shows_the_same_table(run_folder: Path) -> None:
+    assert report_table(load_report(run_folder), run_folder) == summary_table(summary(run_folder), run_folder)
+
+
+def test_a_caught_bug_unseen_while_a_fault_did_not_bite_is_undecided(tmp_path: Path) -> None:
+    rec = record("no-bite", catch=("no-duplicate-job",), took_effect=False)
+    missed = CheckResult("no-duplicate-job", Verdict.VALID)
+    write_reports(small_run(ScenarioResult("no-bite", Verdict.UNKNOWN, (missed,), 1, T0, 1.0, rec)), tmp_path)
+    case = ET.parse(tmp_path / "junit.xml").getroot().find("./testsuite/testcase")
+    assert case is not None and case.find("failure") is None
+    assert "may not be planted" in (case.find("error").get("message") or "")  # type: ignore[union-attr]
