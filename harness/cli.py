@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from contracts import cli as contracts_cli
+from harness import observability_cli
 from harness.errors import BadInput, HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3, 4
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-dir", type=Path, help="where worker logs go (default: a temp folder, removed at exit)"
     )
     _postgres_arg(up)
+    observability_cli.add_up_arguments(up)
 
     bench = sub.add_parser("bench", help="throughput and latency beside a raw-SQL baseline from the same run")
     bench.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
     contracts_cli.register(sub)
+    observability_cli.register(sub)
     return parser
 
 
@@ -175,7 +178,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     ):
         dsn = pg.new_database(MigrationPlan(sut.migrations))
         log_dir = args.log_dir or Path(tmp)
-        with RunningSystem(sut, dsn, log_dir) as system:
+        with (
+            RunningSystem(sut, dsn, log_dir) as system,
+            observability_cli.up_extras(system, sut, args) as extras,
+        ):
             info = pg.info()
             print(f"postgres  {info.provider} {info.version} on {info.host}:{info.port} ({info.detail})")
             print(f"DSN       {dsn}")
@@ -185,6 +191,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"worker    {managed.name:<16} pid {managed.pid}  log {managed.log_path}")
             print(f"try       psql '{dsn}' -c \"SELECT request_protection(gen_random_uuid(), 'hello')\"")
             print(f"          harness trace ENTITY --postgres '{dsn}'")
+            for line in extras:
+                print(line)
             print("running; Ctrl-C stops everything and removes every file", flush=True)
             stop.wait()
         print("stopped; server, workers and temp files removed", flush=True)
@@ -246,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return proxy_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, "run": cmd_run, "scenarios": cmd_scenarios, **contracts_cli.HANDLERS}
+    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, "run": cmd_run, "scenarios": cmd_scenarios, **contracts_cli.HANDLERS,
+                **observability_cli.HANDLERS}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:
