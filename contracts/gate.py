@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +81,8 @@ def gate_command(args: argparse.Namespace) -> int:
             f"source path {args.source} is not a folder; pass --source with the repository"
         )
     config = load_config(args.config, args.source)
+    # SIGTERM unwinds like Ctrl-C, so the embedded server, workers and services are always stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     owned = args.postgres in ("embedded", "docker")
@@ -148,3 +151,7 @@ def _markdown(report: dict[str, object]) -> str:
         lines += ["", f"## {'✅' if c['ok'] else '❌'} {c['name']}", ""]
         lines += [f"- {line}" for line in c["evidence"]]
     return "\n".join(lines) + "\n"
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
