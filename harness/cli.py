@@ -80,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     _postgres_arg(bench)
 
-    run = sub.add_parser("run", help="run scenarios (suite names or files); write JSON, JUnit and HTML reports")
-    run.add_argument("targets", nargs="+", metavar="SUITE-or-FILE", help="smoke, nightly, gate, drill, or .yaml files")
+    run = sub.add_parser(
+        "run", help="run scenarios (suite names or files); write JSON, JUnit and HTML reports"
+    )
+    run.add_argument(
+        "targets", nargs="+", metavar="SUITE-or-FILE", help="smoke, nightly, gate, drill, or .yaml files"
+    )
     run.add_argument("--report-dir", type=Path, help="run folder (default: reports/<run-id>)")
     run.add_argument("--seed", type=int, help="override every scenario's seed")
     run.add_argument("--repeat", type=int, default=1, help="run each scenario K times (flakiness check)")
@@ -217,8 +221,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
     scenarios = select(args.targets)
     folder = args.report_dir or (ROOT / "reports" / new_run_id())
-    summary = run_session(scenarios, _sut(args.sut), args.postgres, folder, args.repeat, args.seed,
-                          progress=lambda line: print(line, flush=True), argv=sys.argv[1:])
+    summary = run_session(
+        scenarios,
+        _sut(args.sut),
+        args.postgres,
+        folder,
+        args.repeat,
+        args.seed,
+        progress=lambda line: print(line, flush=True),
+        argv=sys.argv[1:],
+    )
     write_reports(summary, folder)
     print(summary_table(summary))
     if summary.verdict == Verdict.INVALID:
@@ -254,8 +266,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return proxy_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"e2e": cmd_e2e, "trace": cmd_trace, "up": cmd_up, "bench": cmd_bench, "run": cmd_run, "scenarios": cmd_scenarios, **contracts_cli.HANDLERS,
-                **observability_cli.HANDLERS}
+    handlers = {
+        "e2e": cmd_e2e,
+        "trace": cmd_trace,
+        "up": cmd_up,
+        "bench": cmd_bench,
+        "run": cmd_run,
+        "scenarios": cmd_scenarios,
+        **contracts_cli.HANDLERS,
+        **observability_cli.HANDLERS,
+    }
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

@@ -70,7 +70,9 @@ class CrashBeforeResultEvent:
     restarts it, so it crash-loops."""
 
     label: str = "orchestrator crash after side effect, before the result event"
-    description: str = "failpoint orchestrator.before_result_event=crash, orchestrator restarted on every exit"
+    description: str = (
+        "failpoint orchestrator.before_result_event=crash, orchestrator restarted on every exit"
+    )
     restart_delay_s: float = 0.3
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -78,7 +80,11 @@ class CrashBeforeResultEvent:
 
     def plant(self, system: RunningSystem) -> None:
         # Armed as a deploy would arm it: the row first, then the orchestrator (re)starts and loads it.
-        _execute(system.dsn, "arm_failpoint_quietly", {"name": "orchestrator.before_result_event", "action": "crash"})
+        _execute(
+            system.dsn,
+            "arm_failpoint_quietly",
+            {"name": "orchestrator.before_result_event", "action": "crash"},
+        )
         for managed in system.workers("orchestrator"):
             system.supervisor.restart(managed.name)
         self._stop.clear()

@@ -41,8 +41,16 @@ class Op:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Op:
-        return Op(data["index"], data["time"], data["wall"], data["process"], OpType(data["type"]), data["f"],
-                  data.get("value"), data.get("error"))
+        return Op(
+            data["index"],
+            data["time"],
+            data["wall"],
+            data["process"],
+            OpType(data["type"]),
+            data["f"],
+            data.get("value"),
+            data.get("error"),
+        )
 
 
 class History:

@@ -144,9 +144,19 @@ class CheckResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "verdict": str(self.verdict), "counts": dict(self.counts), "error": self.error,
-            "anomalies": [{"kind": a.kind, "explanation": a.explanation, "entities": list(a.entities),
-                           "witnesses": [dict(w) for w in a.witnesses]} for a in self.anomalies],
+            "name": self.name,
+            "verdict": str(self.verdict),
+            "counts": dict(self.counts),
+            "error": self.error,
+            "anomalies": [
+                {
+                    "kind": a.kind,
+                    "explanation": a.explanation,
+                    "entities": list(a.entities),
+                    "witnesses": [dict(w) for w in a.witnesses],
+                }
+                for a in self.anomalies
+            ],
         }
 
 

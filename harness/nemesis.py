@@ -73,16 +73,25 @@ class Nemesis:
     def _start(self, spec: FaultSpec, now: float) -> None:
         fault = REGISTRY[spec.fault]()
         ctx = self.make_context(spec, random.Random(f"{self.seed}:{spec.label}:{spec.at}"))
-        active = _Active(spec, fault, ctx, now, time.time(), None if spec.duration is None else now + spec.duration)
+        active = _Active(
+            spec, fault, ctx, now, time.time(), None if spec.duration is None else now + spec.duration
+        )
         self.history.record("nemesis", OpType.INVOKE, f"start:{spec.fault}", {"label": spec.label})
         try:
             evidence = fault.start(ctx)
-            self.history.record("nemesis", OpType.INFO, f"start:{spec.fault}", {"label": spec.label, **evidence})
+            self.history.record(
+                "nemesis", OpType.INFO, f"start:{spec.fault}", {"label": spec.label, **evidence}
+            )
         except Exception as exc:  # a fault that cannot be injected makes the run unknown, not a crash
             active.start_error = f"{type(exc).__name__}: {exc}"
             active.took_effect, active.evidence = False, f"could not start: {active.start_error}"
-            self.history.record("nemesis", OpType.FAIL, f"start:{spec.fault}", {"label": spec.label},
-                                traceback.format_exc(limit=3))
+            self.history.record(
+                "nemesis",
+                OpType.FAIL,
+                f"start:{spec.fault}",
+                {"label": spec.label},
+                traceback.format_exc(limit=3),
+            )
         self._active.append(active)
 
     def _read_back(self, active: _Active) -> None:
@@ -100,13 +109,27 @@ class Nemesis:
         now = time.monotonic() - self._t0
         try:
             evidence = active.fault.heal(active.ctx)
-            self.history.record("nemesis", OpType.INFO, f"heal:{active.spec.fault}",
-                                {"label": active.spec.label, **evidence})
+            self.history.record(
+                "nemesis", OpType.INFO, f"heal:{active.spec.fault}", {"label": active.spec.label, **evidence}
+            )
         except Exception as exc:
-            self.history.record("nemesis", OpType.FAIL, f"heal:{active.spec.fault}", {"label": active.spec.label},
-                                f"{type(exc).__name__}: {exc}")
+            self.history.record(
+                "nemesis",
+                OpType.FAIL,
+                f"heal:{active.spec.fault}",
+                {"label": active.spec.label},
+                f"{type(exc).__name__}: {exc}",
+            )
             active.evidence += f"; heal failed: {type(exc).__name__}: {exc}"
-        self.windows.append(FaultWindow(
-            fault=active.spec.fault, label=active.spec.label, start=round(self.history.now() - (now - active.start), 3),
-            end=round(self.history.now(), 3), start_wall=active.start_wall, end_wall=time.time(),
-            took_effect=active.took_effect, evidence=active.evidence))
+        self.windows.append(
+            FaultWindow(
+                fault=active.spec.fault,
+                label=active.spec.label,
+                start=round(self.history.now() - (now - active.start), 3),
+                end=round(self.history.now(), 3),
+                start_wall=active.start_wall,
+                end_wall=time.time(),
+                took_effect=active.took_effect,
+                evidence=active.evidence,
+            )
+        )

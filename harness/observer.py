@@ -41,10 +41,17 @@ class Observer:
                 sample["flows_closed"] = conn.execute(Q["flows_closed"]).fetchone()["count"]
                 firing = conn.execute(Q["alerts_firing"]).fetchone()
                 sample["alerts_firing"] = list(next(iter(firing.values())) or []) if firing else []
-                self.history.record("observer", OpType.OK, "sample", {k: _plain(v) for k, v in sample.items()})
+                self.history.record(
+                    "observer", OpType.OK, "sample", {k: _plain(v) for k, v in sample.items()}
+                )
             except psycopg.Error as exc:
-                self.history.record("observer", OpType.INFO, "sample", None, str(exc).strip().splitlines()[0]
-                                    if str(exc).strip() else type(exc).__name__)
+                self.history.record(
+                    "observer",
+                    OpType.INFO,
+                    "sample",
+                    None,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                )
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -53,20 +60,26 @@ class Observer:
 
 
 def _plain(value: Any) -> Any:
-    return float(value) if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)) else value
+    return (
+        float(value) if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)) else value
+    )
 
 
 def read_final(dsn: str) -> FinalState:
     """Everything the checkers need, read once after the drain."""
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+
         def rows(name: str) -> tuple[dict[str, Any], ...]:
             return tuple({k: _plain(v) for k, v in row.items()} for row in conn.execute(Q[name]).fetchall())
 
         has_alerts = conn.execute(Q["has_alert_history"]).fetchone()
         alerts = rows("final_alerts") if next(iter(has_alerts.values())) else ()
         return FinalState(
-            entities=rows("final_entities"), jobs=rows("final_jobs"), runs=rows("final_runs"),
-            compat_warnings=rows("final_compat"), alert_history=alerts,
+            entities=rows("final_entities"),
+            jobs=rows("final_jobs"),
+            runs=rows("final_runs"),
+            compat_warnings=rows("final_compat"),
+            alert_history=alerts,
             job_types={r["name"]: r["kind"] for r in rows("final_job_types")},
             settings={r["key"]: r["value"] for r in rows("final_settings")},
         )

@@ -57,7 +57,7 @@ def prepare_database(dsn: str, scenario: Scenario) -> None:
 
 
 def drain(dsn: str, timeout_s: float, quiet_polls: int = 3) -> bool:
-    """Wait until no job is queued, running or retrying and no alert is firing, for a few polls in a row, so
+    """Wait until no job is queued, running or retrying and no alert is pending or firing, for a few polls in a row, so
     a merely late job is not called lost and an alert has had its chance to resolve; False on timeout."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
@@ -65,10 +65,10 @@ def drain(dsn: str, timeout_s: float, quiet_polls: int = 3) -> bool:
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
                 unfinished = conn.execute(Q["unfinished"]).fetchone()[0]
-                firing = conn.execute(Q["alerts_firing"]).fetchone()[0] or []
+                active = conn.execute(Q["alerts_active"]).fetchone()[0]
         except psycopg.OperationalError:
-            unfinished, firing = -1, []
-        quiet = quiet + 1 if unfinished == 0 and not firing else 0
+            unfinished, active = -1, 0
+        quiet = quiet + 1 if unfinished == 0 and not active else 0
         if quiet >= quiet_polls:
             return True
         time.sleep(0.3)
@@ -85,8 +85,14 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
 
 
-def run_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider | None,
-                 progress: Progress = lambda _: None, repeat: int = 0) -> ScenarioResult:
+def run_scenario(
+    scenario: Scenario,
+    sut: Sut,
+    folder: Path,
+    shared: Provider | None,
+    progress: Progress = lambda _: None,
+    repeat: int = 0,
+) -> ScenarioResult:
     """Run one scenario and judge it; never raises for a failure of the system under test."""
     from harness.checkers import judge
 
@@ -103,16 +109,36 @@ def run_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider | 
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         (folder / "error.txt").write_text(error)
-        return ScenarioResult(scenario.name, Verdict.UNKNOWN, (), scenario.seed, started_wall,
-                              time.monotonic() - started, None, folder, error=error, repeat=repeat)
+        return ScenarioResult(
+            scenario.name,
+            Verdict.UNKNOWN,
+            (),
+            scenario.seed,
+            started_wall,
+            time.monotonic() - started,
+            None,
+            folder,
+            error=error,
+            repeat=repeat,
+        )
     verdict, checks = judge(record)
     write_json(folder / "checks.json", [c.as_dict() for c in checks])
-    return ScenarioResult(scenario.name, verdict, tuple(checks), scenario.seed, started_wall,
-                          time.monotonic() - started, record, folder, repeat=repeat)
+    return ScenarioResult(
+        scenario.name,
+        verdict,
+        tuple(checks),
+        scenario.seed,
+        started_wall,
+        time.monotonic() - started,
+        record,
+        folder,
+        repeat=repeat,
+    )
 
 
-def record_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider | None,
-                    progress: Progress) -> RunRecord:
+def record_scenario(
+    scenario: Scenario, sut: Sut, folder: Path, shared: Provider | None, progress: Progress
+) -> RunRecord:
     """Provision, run the workload and the faults, heal, drain, read back; return what happened."""
     history = History(folder / "history.jsonl")
     plan = MigrationPlan(sut.migrations, scenario.migrations_until, scenario.migrations_skip)
@@ -129,8 +155,15 @@ def record_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider
         workload = Workload(dsn, scenario.workload, history, scenario.seed)
 
         def context(spec: FaultSpec, rng: Any) -> FaultContext:
-            return FaultContext(dsn=dsn, provider=provider, system=system, history=history, rng=rng,
-                                params=spec.params, workload=workload)
+            return FaultContext(
+                dsn=dsn,
+                provider=provider,
+                system=system,
+                history=history,
+                rng=rng,
+                params=spec.params,
+                workload=workload,
+            )
 
         nemesis = Nemesis(scenario.faults, history, context, scenario.seed)
         observer = Observer(dsn, history)
@@ -147,8 +180,10 @@ def record_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider
                 nemesis.tick(workload_done=not runner.is_alive())
                 if time.monotonic() - last_note >= 5:
                     last_note = time.monotonic()
-                    progress(f"    {scenario.name}: {len(workload.acknowledged)}/{scenario.workload.flows} requests, "
-                             f"{len(nemesis.windows)}/{len(scenario.faults)} faults healed")
+                    progress(
+                        f"    {scenario.name}: {len(workload.acknowledged)}/{scenario.workload.flows} requests, "
+                        f"{len(nemesis.windows)}/{len(scenario.faults)} faults healed"
+                    )
                 time.sleep(0.05)
             runner.join()
         finally:
@@ -158,10 +193,16 @@ def record_scenario(scenario: Scenario, sut: Sut, folder: Path, shared: Provider
         drained = drain(dsn, scenario.drain_timeout_s)
         observer.stop()
         final = read_final(dsn)
-    record = RunRecord(scenario=scenario, ops=tuple(history.ops()), faults=tuple(nemesis.windows),
-                       samples=tuple(op.value for op in history.ops() if op.f == "sample" and op.value),
-                       final=final, drained=drained, workload_start_wall=workload.started_wall,
-                       workload_end_wall=workload.ended_wall)
+    record = RunRecord(
+        scenario=scenario,
+        ops=tuple(history.ops()),
+        faults=tuple(nemesis.windows),
+        samples=tuple(op.value for op in history.ops() if op.f == "sample" and op.value),
+        final=final,
+        drained=drained,
+        workload_start_wall=workload.started_wall,
+        workload_end_wall=workload.ended_wall,
+    )
     write_json(folder / "faults.json", [dataclasses.asdict(w) for w in record.faults])
     write_json(folder / "final.json", dataclasses.asdict(final))
     return record

@@ -18,11 +18,33 @@ from harness.faults import REGISTRY
 from harness.model import SUITES, AlertExpectation, Expectations, FaultSpec, Scenario, Workload
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-DEFAULT_CHECKS = ("no_lost_job", "no_duplicate_job", "one_result_per_job", "flows_complete", "traces_complete",
-                  "strict_gateway", "compat_warnings", "faults_took_effect", "drained", "requests_accepted")
+DEFAULT_CHECKS = (
+    "no_lost_job",
+    "no_duplicate_job",
+    "one_result_per_job",
+    "flows_complete",
+    "traces_complete",
+    "strict_gateway",
+    "compat_warnings",
+    "faults_took_effect",
+    "drained",
+    "requests_accepted",
+)
 ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
-TOP = {"name", "description", "suites", "seed", "workload", "faults", "expect", "settings", "profile", "workers",
-       "migrations", "drain_timeout_s"}
+TOP = {
+    "name",
+    "description",
+    "suites",
+    "seed",
+    "workload",
+    "faults",
+    "expect",
+    "settings",
+    "profile",
+    "workers",
+    "migrations",
+    "drain_timeout_s",
+}
 
 
 class ScenarioError(BadInput):
@@ -52,12 +74,20 @@ class _Problems:
         allowed = sorted(allowed)
         for key in data:
             if key not in allowed:
-                self.lines.append(f"{self.file}: {path + '.' if path else ''}{key}: unknown field; "
-                                  f"expected one of: {', '.join(allowed)}")
+                self.lines.append(
+                    f"{self.file}: {path + '.' if path else ''}{key}: unknown field; "
+                    f"expected one of: {', '.join(allowed)}"
+                )
 
 
-def _number(problems: _Problems, path: str, value: Any, minimum: float, integer: bool = False,
-            maximum: float | None = None) -> float | None:
+def _number(
+    problems: _Problems,
+    path: str,
+    value: Any,
+    minimum: float,
+    integer: bool = False,
+    maximum: float | None = None,
+) -> float | None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or value < minimum or (maximum is not None and value > maximum):
         kind = "a whole number" if integer else "a number"
@@ -69,14 +99,25 @@ def _number(problems: _Problems, path: str, value: Any, minimum: float, integer:
 
 def _workload(data: Any, problems: _Problems) -> Workload:
     if not isinstance(data, Mapping):
-        problems.add("workload", data, "a mapping with flows, rate, duplicate_same_id, duplicate_same_intent, clients")
+        problems.add(
+            "workload", data, "a mapping with flows, rate, duplicate_same_id, duplicate_same_intent, clients"
+        )
         return Workload()
-    problems.unknown_keys("workload", data, {"flows", "rate", "duplicate_same_id", "duplicate_same_intent", "clients"})
+    problems.unknown_keys(
+        "workload", data, {"flows", "rate", "duplicate_same_id", "duplicate_same_intent", "clients"}
+    )
     values: dict[str, Any] = {}
-    for key, minimum, integer, maximum in (("flows", 1, True, 100000), ("rate", 0.1, False, 5000),
-                                           ("duplicate_same_id", 0, False, 1), ("duplicate_same_intent", 0, False, 1),
-                                           ("clients", 1, True, 32)):
-        if key in data and _number(problems, f"workload.{key}", data[key], minimum, integer, maximum) is not None:
+    for key, minimum, integer, maximum in (
+        ("flows", 1, True, 100000),
+        ("rate", 0.1, False, 5000),
+        ("duplicate_same_id", 0, False, 1),
+        ("duplicate_same_intent", 0, False, 1),
+        ("clients", 1, True, 32),
+    ):
+        if (
+            key in data
+            and _number(problems, f"workload.{key}", data[key], minimum, integer, maximum) is not None
+        ):
             values[key] = data[key]
     return Workload(**values)
 
@@ -118,8 +159,14 @@ def _faults(data: Any, problems: _Problems) -> tuple[FaultSpec, ...]:
                 problems.add(f"{path}.{key}", value, spec.describe())
                 continue
             params[key] = value
-        found.append(FaultSpec(name, float(at) if isinstance(at, (int, float)) else 0.0,
-                               float(duration) if isinstance(duration, (int, float)) else None, params))
+        found.append(
+            FaultSpec(
+                name,
+                float(at) if isinstance(at, (int, float)) else 0.0,
+                float(duration) if isinstance(duration, (int, float)) else None,
+                params,
+            )
+        )
     return tuple(found)
 
 
@@ -129,7 +176,9 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
     if not isinstance(data, Mapping):
         problems.add("expect", data, "a mapping")
         data = {}
-    problems.unknown_keys("expect", data, {"checks", "catch", "alerts", "quiet", "gap_p99_s", "throughput_min_ratio"})
+    problems.unknown_keys(
+        "expect", data, {"checks", "catch", "alerts", "quiet", "gap_p99_s", "throughput_min_ratio"}
+    )
     names = known_checks()
     lists: dict[str, tuple[str, ...]] = {}
     for key, default in (("checks", DEFAULT_CHECKS), ("catch", ())):
@@ -143,7 +192,9 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
         lists[key] = tuple(v for v in value if v in names)
     caught_and_checked = set(lists["checks"]) & set(lists["catch"])
     if caught_and_checked:
-        problems.add("expect.catch", sorted(caught_and_checked), "checkers not also listed under expect.checks")
+        problems.add(
+            "expect.catch", sorted(caught_and_checked), "checkers not also listed under expect.checks"
+        )
     alerts = []
     for index, item in enumerate(data.get("alerts") or []):
         path = f"expect.alerts[{index}]"
@@ -154,7 +205,9 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
         within = _number(problems, f"{path}.within", item.get("within", 30), 0.1)
         if not isinstance(item.get("resolve", True), bool):
             problems.add(f"{path}.resolve", item.get("resolve"), "true or false")
-        alerts.append(AlertExpectation(str(item["rule"]), float(within or 30), bool(item.get("resolve", True))))
+        alerts.append(
+            AlertExpectation(str(item["rule"]), float(within or 30), bool(item.get("resolve", True)))
+        )
     quiet = data.get("quiet", True)
     if not isinstance(quiet, bool):
         problems.add("expect.quiet", quiet, "true or false")
@@ -173,8 +226,14 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
         checks = (*checks, "gap_slo")
     if ratio is not None and "throughput_slo" not in checks:
         checks = (*checks, "throughput_slo")
-    return Expectations(checks=checks, catch=lists["catch"], alerts_fire=tuple(alerts), alerts_quiet=quiet is True,
-                        gap_p99_s=gap, throughput_min_ratio=ratio)
+    return Expectations(
+        checks=checks,
+        catch=lists["catch"],
+        alerts_fire=tuple(alerts),
+        alerts_quiet=quiet is True,
+        gap_p99_s=gap,
+        throughput_min_ratio=ratio,
+    )
 
 
 def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scenario | None, list[str]]:
@@ -216,7 +275,7 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
     problems.unknown_keys("migrations", migrations, {"until", "skip"})
     until = migrations.get("until")
     if until is not None and not isinstance(until, str):
-        problems.add("migrations.until", until, "a migration version as a string, e.g. \"0007\"")
+        problems.add("migrations.until", until, 'a migration version as a string, e.g. "0007"')
     skip = migrations.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(v, str) for v in skip):
         problems.add("migrations.skip", skip, "a list of migration versions as strings")
@@ -228,14 +287,21 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
     _number(problems, "drain_timeout_s", drain, 1)
     faults = _faults(data.get("faults"), problems)
     scenario = Scenario(
-        name=str(name), description=str(data.get("description", "")), suites=tuple(suites),
-        seed=int(seed) if isinstance(seed, int) else 1, workload=_workload(data.get("workload", {}), problems),
-        faults=faults, expect=_expect(data.get("expect"), problems),
-        settings={str(k): str(v) for k, v in settings.items()}, profile=profile,
+        name=str(name),
+        description=str(data.get("description", "")),
+        suites=tuple(suites),
+        seed=int(seed) if isinstance(seed, int) else 1,
+        workload=_workload(data.get("workload", {}), problems),
+        faults=faults,
+        expect=_expect(data.get("expect"), problems),
+        settings={str(k): str(v) for k, v in settings.items()},
+        profile=profile,
         workers={str(k): int(v) for k, v in workers.items() if isinstance(v, int)},
-        migrations_until=until if isinstance(until, str) else None, migrations_skip=tuple(skip),
+        migrations_until=until if isinstance(until, str) else None,
+        migrations_skip=tuple(skip),
         drain_timeout_s=float(drain) if isinstance(drain, (int, float)) else 30.0,
-        own_server=any(REGISTRY[f.fault].needs_own_server for f in faults), path=path,
+        own_server=any(REGISTRY[f.fault].needs_own_server for f in faults),
+        path=path,
     )
     return (scenario if not problems.lines else None), problems.lines
 
@@ -294,7 +360,9 @@ def select(targets: list[str], folder: Path = SCENARIO_DIR) -> list[Scenario]:
     chosen = load_scenarios(paths)
     if suites:
         everything = load_scenarios(all_scenario_files(folder))
-        chosen += [s for s in everything if set(s.suites) & set(suites) and s.name not in {c.name for c in chosen}]
+        chosen += [
+            s for s in everything if set(s.suites) & set(suites) and s.name not in {c.name for c in chosen}
+        ]
     if not chosen:
         raise ScenarioError(f"no scenario found for {' '.join(targets)}")
     return chosen

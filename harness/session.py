@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def git_state() -> tuple[str, bool]:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown", False
     return (sha.stdout.strip() or "unknown"), bool(dirty.stdout.strip())
@@ -41,16 +45,28 @@ def versions(postgres: str) -> dict[str, str]:
         harness_version = metadata.version("pg-pipeline-harness")
     except metadata.PackageNotFoundError:
         harness_version = "unknown"
-    return {"harness": harness_version, "python": platform.python_version(), "platform": platform.platform(),
-            "postgres": postgres}
+    return {
+        "harness": harness_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "postgres": postgres,
+    }
 
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
 
 
-def run_session(scenarios: Sequence[Scenario], sut: Sut, postgres: str, report_dir: Path, repeat: int = 1,
-                seed: int | None = None, progress: Progress = print, argv: Sequence[str] | None = None) -> RunSummary:
+def run_session(
+    scenarios: Sequence[Scenario],
+    sut: Sut,
+    postgres: str,
+    report_dir: Path,
+    repeat: int = 1,
+    seed: int | None = None,
+    progress: Progress = print,
+    argv: Sequence[str] | None = None,
+) -> RunSummary:
     run_id = report_dir.name
     report_dir.mkdir(parents=True, exist_ok=True)
     sha, dirty = git_state()
@@ -75,11 +91,22 @@ def run_session(scenarios: Sequence[Scenario], sut: Sut, postgres: str, report_d
                     detail = f" ({', '.join(failing)})" if failing else ""
                     if result.error:
                         detail = f" (harness error: {result.error.splitlines()[0]})"
-                    progress(f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
-                             f"in {result.duration_s:.1f} s")
+                    progress(
+                        f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
+                        f"in {result.duration_s:.1f} s"
+                    )
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: faults healed, processes and servers stopped; writing what ran")
-    return RunSummary(run_id=run_id, command=command, git_sha=sha, git_dirty=dirty, versions=versions(pg_version),
-                      seed=seed, started_wall=started_wall, duration_s=time.monotonic() - started,
-                      scenarios=tuple(results), interrupted=interrupted)
+    return RunSummary(
+        run_id=run_id,
+        command=command,
+        git_sha=sha,
+        git_dirty=dirty,
+        versions=versions(pg_version),
+        seed=seed,
+        started_wall=started_wall,
+        duration_s=time.monotonic() - started,
+        scenarios=tuple(results),
+        interrupted=interrupted,
+    )

@@ -45,14 +45,26 @@ class Workload:
             earlier = [p for p in planned if p["kind"] == "new"]
             if earlier and roll < self.spec.duplicate_same_id:
                 twin = self.rng.choice(earlier)
-                planned.append({"kind": "same_id", "entity_id": twin["entity_id"], "event_id": twin["event_id"]})
+                planned.append(
+                    {"kind": "same_id", "entity_id": twin["entity_id"], "event_id": twin["event_id"]}
+                )
             elif earlier and roll < self.spec.duplicate_same_id + self.spec.duplicate_same_intent:
                 twin = self.rng.choice(earlier)
-                planned.append({"kind": "same_intent", "entity_id": twin["entity_id"],
-                                "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4))})
+                planned.append(
+                    {
+                        "kind": "same_intent",
+                        "entity_id": twin["entity_id"],
+                        "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                    }
+                )
             else:
-                planned.append({"kind": "new", "entity_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-                                "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4))})
+                planned.append(
+                    {
+                        "kind": "new",
+                        "entity_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                        "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                    }
+                )
             planned[-1]["at"] = index / self.spec.rate
         return planned
 
@@ -60,8 +72,10 @@ class Workload:
         """Issue every planned request on schedule, spread over `clients` client threads."""
         self.started_wall = time.time()
         start = time.monotonic()
-        threads = [threading.Thread(target=self._client, args=(k, start, stop), name=f"client-{k}", daemon=True)
-                   for k in range(self.spec.clients)]
+        threads = [
+            threading.Thread(target=self._client, args=(k, start, stop), name=f"client-{k}", daemon=True)
+            for k in range(self.spec.clients)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -71,13 +85,17 @@ class Workload:
     def _client(self, k: int, start: float, stop: threading.Event) -> None:
         conn: psycopg.Connection[Any] | None = None
         process = f"client-{k}"
-        for planned in self.plan[k::self.spec.clients]:
+        for planned in self.plan[k :: self.spec.clients]:
             delay = start + planned["at"] - time.monotonic()
             if delay > 0 and stop.wait(delay):
                 break
             if stop.is_set():
                 break
-            value = {"entity_id": planned["entity_id"], "event_id": planned["event_id"], "kind": planned["kind"]}
+            value = {
+                "entity_id": planned["entity_id"],
+                "event_id": planned["event_id"],
+                "kind": planned["kind"],
+            }
             self.history.record(process, OpType.INVOKE, "request", value)
             try:
                 if conn is None or conn.closed:
@@ -85,21 +103,25 @@ class Workload:
                 replica = self.replica_writers
                 if replica:
                     conn.execute(Q["replica_on"])
-                appended = conn.execute(Q["request"], {**planned, "document": f"document {planned['entity_id']}"}
-                                        ).fetchone()[0]
+                appended = conn.execute(
+                    Q["request"], {**planned, "document": f"document {planned['entity_id']}"}
+                ).fetchone()[0]
                 if replica:
                     conn.execute(Q["replica_off"])
                     with self._lock:
                         self.replica_writes += 1
-                self.history.record(process, OpType.OK, "request", {**value, "appended": appended is not None})
+                self.history.record(
+                    process, OpType.OK, "request", {**value, "appended": appended is not None}
+                )
                 with self._lock:
                     self.acknowledged.append(value)
             except psycopg.OperationalError as exc:
                 self.history.record(process, OpType.INFO, "request", value, _first_line(exc))
                 conn = None
             except psycopg.Error as exc:
-                self.history.record(process, OpType.FAIL, "request", value,
-                                    f"{exc.sqlstate or ''} {_first_line(exc)}".strip())
+                self.history.record(
+                    process, OpType.FAIL, "request", value, f"{exc.sqlstate or ''} {_first_line(exc)}".strip()
+                )
         if conn is not None:
             conn.close()
 

@@ -51,7 +51,9 @@ class FaultContext:
     workload: Any = None  # harness.workload.Workload, for faults that change how clients write
     state: dict[str, Any] = field(default_factory=dict)  # what start() must hand to heal()
 
-    def sql(self, name: str, args: Mapping[str, Any] | None = None, fetch: bool = True) -> list[tuple[Any, ...]]:
+    def sql(
+        self, name: str, args: Mapping[str, Any] | None = None, fetch: bool = True
+    ) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
             cur = conn.execute(Q[name], args or {})
             return cur.fetchall() if fetch and cur.description else []

@@ -30,7 +30,9 @@ class PostgresRestart(Fault):
 @register
 class PostgresCrash(Fault):
     name = "postgres-crash"
-    description = "SIGKILL the postmaster and every backend (a machine crash); heal starts it again (crash recovery)"
+    description = (
+        "SIGKILL the postmaster and every backend (a machine crash); heal starts it again (crash recovery)"
+    )
     params = {}
     needs_own_server = True
 

@@ -13,8 +13,10 @@ from harness.faults.base import Fault, FaultContext, Param, param, register
 @register
 class DuplicateEvents(Fault):
     name = "duplicate-events"
-    description = ("append duplicates to existing entities: the same event again with the same id (same_id), or "
-                   "the same intent under a new id (same_intent: a second protection request)")
+    description = (
+        "append duplicates to existing entities: the same event again with the same id (same_id), or "
+        "the same intent under a new id (same_intent: a second protection request)"
+    )
     params = {"kind": Param(str, "same_id", ("same_id", "same_intent")), "count": Param(int, 5)}
     instantaneous = True
 
@@ -22,8 +24,11 @@ class DuplicateEvents(Fault):
         kind, count = param(ctx, "kind", DuplicateEvents), param(ctx, "count", DuplicateEvents)
         entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
         for entity in entities:
-            ctx.sql("reappend_same_event" if kind == "same_id" else "request_again", {"entity_id": entity},
-                    fetch=False)
+            ctx.sql(
+                "reappend_same_event" if kind == "same_id" else "request_again",
+                {"entity_id": entity},
+                fetch=False,
+            )
         ctx.state["done"] = len(entities)
         return {"kind": kind, "duplicated": len(entities), "entities": entities}
 
@@ -34,8 +39,10 @@ class DuplicateEvents(Fault):
 @register
 class LegacyInsert(Fault):
     name = "legacy-insert"
-    description = ("the legacy path inserts jobs straight into executor_jobs, with no canonical event: under "
-                   "compat the guard redirects them through the gateway with a warning; under strict it rejects them")
+    description = (
+        "the legacy path inserts jobs straight into executor_jobs, with no canonical event: under "
+        "compat the guard redirects them through the gateway with a warning; under strict it rejects them"
+    )
     params = {"mode": Param(str, "compat", ("compat", "strict")), "count": Param(int, 3)}
     instantaneous = True
 
@@ -53,14 +60,30 @@ class LegacyInsert(Fault):
             except psycopg.Error as exc:
                 rejected += 1
                 errors.add(exc.sqlstate or type(exc).__name__)
-        ctx.state.update(accepted=accepted, rejected=rejected, tried=len(entities))
-        return {"mode": mode, "legacy_inserts": accepted if mode == "compat" else 0, "attempted": len(entities),
-                "rejected": rejected, "sqlstates": sorted(errors)}
+        ctx.state.update(
+            accepted=accepted, rejected=rejected, tried=len(entities), sqlstates=sorted(errors), mode=mode
+        )
+        return {
+            "mode": mode,
+            "legacy_inserts": accepted if mode == "compat" else 0,
+            "attempted": len(entities),
+            "rejected": rejected,
+            "sqlstates": sorted(errors),
+        }
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        tried = ctx.state.get("tried", 0)
-        return tried > 0, (f"{tried} legacy insert(s): {ctx.state.get('accepted', 0)} accepted, "
-                           f"{ctx.state.get('rejected', 0)} rejected")
+        """Compat: every insert went in (redirected). Strict: every one was refused by the guard (PJ003). Any
+        other outcome means the fault did not exercise what it claims to."""
+        tried, accepted, rejected = (ctx.state.get(k, 0) for k in ("tried", "accepted", "rejected"))
+        states = ctx.state.get("sqlstates", [])
+        if ctx.state.get("mode") == "compat":
+            took = tried > 0 and accepted == tried
+        else:
+            took = tried > 0 and rejected == tried and states == ["PJ003"]
+        return (
+            took,
+            f"{tried} legacy insert(s): {accepted} accepted, {rejected} rejected (SQLSTATEs: {states or 'none'})",
+        )
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         if "previous_mode" in ctx.state:
@@ -71,7 +94,9 @@ class LegacyInsert(Fault):
 @register
 class PoisonJob(Fault):
     name = "poison-job"
-    description = "jobs whose payload no handler can process: retried with backoff, then dead with job.<type>.failed"
+    description = (
+        "jobs whose payload no handler can process: retried with backoff, then dead with job.<type>.failed"
+    )
     params = {"count": Param(int, 1)}
     instantaneous = True
 

@@ -37,7 +37,9 @@ class KillWorker(Fault):
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         names = ctx.state.get("victims", [])
         dead = [n for n in names if not ctx.system.supervisor.get(n).alive]
-        return bool(names) and len(dead) == len(names), f"seen dead: {', '.join(dead) or 'none'} of {len(names)}"
+        return bool(names) and len(dead) == len(
+            names
+        ), f"seen dead: {', '.join(dead) or 'none'} of {len(names)}"
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         return {"restarted": _restart_dead(ctx)}
@@ -46,7 +48,9 @@ class KillWorker(Fault):
 @register
 class PauseWorker(Fault):
     name = "pause-worker"
-    description = "SIGSTOP every worker of a role (it holds its leases and connections, frozen); heal SIGCONTs"
+    description = (
+        "SIGSTOP every worker of a role (it holds its leases and connections, frozen); heal SIGCONTs"
+    )
     params = {"role": Param(str, "orchestrator", ROLES)}
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
@@ -77,9 +81,19 @@ class Failpoint(Fault):
     name = "failpoint"
     description = "arm a named failpoint inside the workers (crash, hang, raise at exactly one point); heal disarms it and restarts workers it crashed"
     params = {
-        "name": Param(str, None, ("fase1.after_claim", "fase1.before_commit", "orchestrator.after_claim",
-                                  "orchestrator.after_side_effect", "orchestrator.before_result_event",
-                                  "orchestrator.before_commit"), required=True),
+        "name": Param(
+            str,
+            None,
+            (
+                "fase1.after_claim",
+                "fase1.before_commit",
+                "orchestrator.after_claim",
+                "orchestrator.after_side_effect",
+                "orchestrator.before_result_event",
+                "orchestrator.before_commit",
+            ),
+            required=True,
+        ),
         "action": Param(str, "1*crash"),
     }
 

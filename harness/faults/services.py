@@ -15,8 +15,9 @@ SERVICES = ("tsa", "ledger")
 def _admin(ctx: FaultContext, service: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     url = ctx.system.urls[service] + "/_admin/config"
     data = json.dumps(config).encode() if config is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.loads(answer.read())
 

@@ -13,12 +13,13 @@ PROJECTION = "project_user_documents"
 @register
 class DisableCoreTrigger(Fault):
     name = "disable-core-trigger"
-    description = ("the core trigger stops materializing jobs: by ALTER TABLE ... DISABLE TRIGGER (alter), by "
-                   "writers whose session_replication_role = replica, which skips triggers while the catalog still "
-                   "says enabled (replica), or by dropping it (drop); heal re-enables it and replays the events "
-                   "that got no job, as the not-enqueued runbook prescribes")
-    params = {"method": Param(str, "alter", ("alter", "replica", "drop")),
-              "replay": Param(bool, True)}
+    description = (
+        "the core trigger stops materializing jobs: by ALTER TABLE ... DISABLE TRIGGER (alter), by "
+        "writers whose session_replication_role = replica, which skips triggers while the catalog still "
+        "says enabled (replica), or by dropping it (drop); heal re-enables it and replays the events "
+        "that got no job, as the not-enqueued runbook prescribes"
+    )
+    params = {"method": Param(str, "alter", ("alter", "replica", "drop")), "replay": Param(bool, True)}
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         method = param(ctx, "method", DisableCoreTrigger)
@@ -35,11 +36,16 @@ class DisableCoreTrigger(Fault):
         method = param(ctx, "method", DisableCoreTrigger)
         rows = ctx.sql("trigger_state", {"name": CORE})
         if method == "alter":
-            return bool(rows and rows[0][0] == "D"), f"pg_trigger.tgenabled = {rows[0][0] if rows else 'absent'}"
+            return bool(
+                rows and rows[0][0] == "D"
+            ), f"pg_trigger.tgenabled = {rows[0][0] if rows else 'absent'}"
         if method == "drop":
             return not rows, "trigger absent from pg_trigger" if not rows else "trigger still present"
         writes = ctx.workload.replica_writes if ctx.workload else 0
-        return writes > 0, f"{writes} request(s) appended by replica-role writers; catalog says {rows[0][0] if rows else '?'}"
+        return (
+            writes > 0,
+            f"{writes} request(s) appended by replica-role writers; catalog says {rows[0][0] if rows else '?'}",
+        )
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         method = param(ctx, "method", DisableCoreTrigger)

@@ -31,11 +31,13 @@ from harness.provision.readiness import wait_for_postgres
 SERVER_USER = "harness-pg"
 _PREFIX = "harness-pg-"
 
-# Disposable-server settings: durability traded for speed (the data dies with the run), and an autovacuum
-# that wakes every second so the hot queue stays lean under a minute-long load.
+# Disposable-server settings. fsync is off: the data dies with the run and no fault crashes the OS. But
+# synchronous_commit stays on: with it off, a commit is acknowledged before its WAL leaves shared memory, and
+# the postgres-crash fault (SIGKILL of every server process) then loses acknowledged work. The harness caught
+# exactly that, so it stays on. Autovacuum wakes every second so the hot queue stays lean under load.
 DEFAULT_SETTINGS: dict[str, str] = {
     "fsync": "off",
-    "synchronous_commit": "off",
+    "synchronous_commit": "on",
     "full_page_writes": "off",
     "max_connections": "200",
     "shared_buffers": "128MB",

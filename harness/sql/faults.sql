@@ -51,9 +51,10 @@ SELECT id FROM document_entities ORDER BY random() LIMIT %(count)s
 
 -- name: legacy_insert
 -- The statement the legacy path ran: a job straight into the queue, no canonical event behind it.
-INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, materialized_via)
-VALUES ('protect', 'execution', %(entity_id)s, 'legacy:' || %(entity_id)s || ':' || gen_random_uuid(),
-        gen_random_uuid(), 'legacy:user_documents')
+INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, payload, source_event_id, materialized_via)
+VALUES ('protect', 'execution', %(entity_id)s::uuid, 'legacy:' || %(entity_id)s::text || ':' || gen_random_uuid(),
+        jsonb_build_object('document', 'legacy copy of ' || %(entity_id)s::text), gen_random_uuid(),
+        'legacy:user_documents')
 
 -- name: reappend_same_event
 -- A writer appending an event that is already there, same id (a retried append that bypasses the API).

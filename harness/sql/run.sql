@@ -27,6 +27,11 @@ SELECT CASE WHEN to_regclass('alert_state') IS NULL THEN NULL
             ELSE (SELECT coalesce(array_agg(DISTINCT rule ORDER BY rule), '{}') FROM alert_state WHERE state = 'firing')
        END
 
+-- name: alerts_active
+-- Rules pending or firing: the drain waits for them to settle, so an alert about to fire is not cut off.
+SELECT CASE WHEN to_regclass('alert_state') IS NULL THEN 0
+            ELSE (SELECT count(*) FROM alert_state WHERE state IN ('pending', 'firing')) END
+
 -- name: unfinished
 -- Jobs not yet final. A retrying job counts, however far its backoff: the drain waits for it.
 SELECT count(*) FROM executor_jobs WHERE status IN ('queued', 'running', 'retrying')

@@ -123,13 +123,15 @@ class Worker:
     def _wait(self, timeout_s: float) -> None:
         """Sleep until a NOTIFY on one of our channels, or the polling fallback's timeout."""
         assert self.side is not None
-        for note in self.side.notifies(timeout=timeout_s, stop_after=1):
-            self._on_notify(note.channel)
+        # Collect first: the notifies() generator holds the connection, so a query run from inside the loop
+        # (a failpoint reload) would wait for it forever.
+        for channel in [note.channel for note in self.side.notifies(timeout=timeout_s, stop_after=1)]:
+            self._on_notify(channel)
 
     def _housekeeping(self) -> None:
         assert self.side is not None
-        for note in self.side.notifies(timeout=0):
-            self._on_notify(note.channel)
+        for channel in [note.channel for note in self.side.notifies(timeout=0)]:
+            self._on_notify(channel)
         if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_interval_s:
             self._heartbeat()
 

@@ -175,3 +175,22 @@ def test_sigterm_stops_workers_gracefully(conn: Conn, system_factory: Start) -> 
     for managed in system.workers():
         assert system.supervisor.stop(managed.name, timeout_s=10) == 0
     assert conn.execute("SELECT count(*) FROM executor_jobs WHERE status = 'running'").fetchone()[0] == 0
+
+
+def test_a_failpoint_armed_while_workers_run_is_picked_up(conn: Conn, system_factory: Start) -> None:
+    """Regression: reloading failpoints from inside psycopg's notifies() loop deadlocked every worker."""
+    conn.execute("UPDATE pipeline_settings SET value = '50' WHERE key = 'retry_base_ms'")
+    system_factory()
+    warmup = request(conn)
+    wait_until(lambda: closed_as(conn, warmup), 30, "a first flow before arming")
+    conn.execute("SELECT arm_failpoint('orchestrator.after_side_effect', '1*raise(armed live)')")
+    entity = request(conn)
+    wait_until(lambda: closed_as(conn, entity), 30, "a flow after arming at run time")
+    hits = conn.execute(
+        "SELECT hits FROM failpoints WHERE name = 'orchestrator.after_side_effect'"
+    ).fetchone()[0]
+    assert hits >= 1
+    assert (
+        conn.execute("SELECT count(*) FROM executor_job_runs WHERE error LIKE '%%armed live%%'").fetchone()[0]
+        >= 1
+    )

@@ -90,8 +90,9 @@ END
 $$;
 
 -- Starts a flow: creates the entity if needed and appends document.protect.requested under one correlation
--- id and trace id. A second request for the same document is appended too (the events are the authority);
--- the decision worker recognises it as the same intent and starts nothing new.
+-- id and trace id. A second request for the same document is appended too (the events are the authority),
+-- under the flow's own correlation and trace ids unless the caller gives others: it is the same intent, and
+-- the decision worker starts nothing new for it.
 CREATE FUNCTION request_protection(
     p_entity_id      uuid,
     p_document       text,
@@ -103,12 +104,18 @@ CREATE FUNCTION request_protection(
 RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_first jsonb;
 BEGIN
     INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
+    SELECT x INTO v_first
+      FROM document_entities e, jsonb_array_elements(e.events) x
+     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested'
+     LIMIT 1;
     RETURN append_event(p_entity_id, 'document.protect.requested',
                         jsonb_build_object('document', p_document),
-                        coalesce(p_correlation_id, gen_random_uuid()),
-                        coalesce(p_trace_id, new_trace_id()), NULL, p_event_id);
+                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
+                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
 END
 $$;
 
