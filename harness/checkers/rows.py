@@ -169,10 +169,19 @@ def describe_fault(window: FaultWindow) -> str:
     return f"fault {window.label} {clock(window.start_wall)}-{end}"
 
 
-def during(record: RunRecord, wall: float | None, grace_s: float = 1.0) -> str:
-    """'; during fault X 12:00:00.900-12:00:06.000', or '' when no fault window was open."""
-    windows = faults_at(record, wall, grace_s)
-    return "".join(f"; during {describe_fault(w)}" for w in windows)
+def during(record: RunRecord, wall: float | None, grace_s: float = 1.0, lead_s: float = 1.0) -> str:
+    """'; during fault X 12:00:00.900-12:00:06.000' for each window open at `wall` (or healed less than
+    `grace_s` before), and '; 10 ms before fault X ...' for each that started less than `lead_s` after it:
+    an acknowledged write 10 ms before a crash is the row a reader wants next to the crash."""
+    if wall is None:
+        return ""
+    parts = [f"; during {describe_fault(w)}" for w in faults_at(record, wall, grace_s)]
+    parts += [
+        f"; {(w.start_wall - wall) * 1000:.0f} ms before {describe_fault(w)}"
+        for w in record.faults
+        if 0 < w.start_wall - wall <= lead_s
+    ]
+    return "".join(parts)
 
 
 # -- the workload's requests ----------------------------------------------------------------------------------

@@ -153,3 +153,13 @@ def test_entities_with_no_flow_are_not_traced() -> None:
     world.kill(world.jobs[-1], 1.1)
     result = traces_complete.check(world.record())
     assert result.verdict is Verdict.VALID and result.counts["skipped_no_flow"] == 1
+
+
+def test_a_lost_acknowledged_request_just_before_a_crash_names_the_crash() -> None:
+    world = healthy()
+    gone = world.entity()
+    world.request(gone, 10.0, land=False)
+    del world.entities[gone]
+    world.fault("postgres-crash", 10.01, 12.0)
+    [anomaly] = flows_complete.check(world.record()).anomalies
+    assert anomaly.kind == "lost" and "10 ms before fault postgres-crash" in anomaly.explanation
