@@ -70,23 +70,14 @@ class CrashBeforeResultEvent:
     restarts it, so it crash-loops."""
 
     label: str = "orchestrator crash after side effect, before the result event"
-    description: str = (
-        "failpoint orchestrator.before_result_event=crash, orchestrator restarted on every exit"
-    )
+    description: str = "SELECT arm_failpoint('orchestrator.before_result_event', 'crash'); restarted on exit"
     restart_delay_s: float = 0.3
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     restarts: int = 0
 
     def plant(self, system: RunningSystem) -> None:
-        # Armed as a deploy would arm it: the row first, then the orchestrator (re)starts and loads it.
-        _execute(
-            system.dsn,
-            "arm_failpoint_quietly",
-            {"name": "orchestrator.before_result_event", "action": "crash"},
-        )
-        for managed in system.workers("orchestrator"):
-            system.supervisor.restart(managed.name)
+        _execute(system.dsn, "arm_failpoint", {"name": "orchestrator.before_result_event", "action": "crash"})
         self._stop.clear()
         self._thread = threading.Thread(target=self._keep_alive, args=(system,), daemon=True)
         self._thread.start()
@@ -100,12 +91,13 @@ class CrashBeforeResultEvent:
                         self.restarts += 1
 
     def heal(self, system: RunningSystem) -> None:
-        _execute(system.dsn, "disarm_failpoint_quietly", {"name": "orchestrator.before_result_event"})
+        _execute(system.dsn, "disarm_failpoint", {"name": "orchestrator.before_result_event"})
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
         for managed in system.workers("orchestrator"):
-            system.supervisor.restart(managed.name)  # reloads the failpoints: none armed
+            if not managed.alive:
+                system.supervisor.restart(managed.name)
 
 
 class LightLoad:

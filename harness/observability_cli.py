@@ -156,7 +156,10 @@ def up_extras(system: RunningSystem, sut: Sut, args: argparse.Namespace) -> Iter
         lines.append(f"alerts    no alert profile applied: {str(exc).strip().splitlines()[0]}")
     if "monitor" in sut.workers and not system.workers("monitor"):
         managed = system.supervisor.start(
-            "monitor-0", sut.worker_command("monitor", dsn=system.dsn), env=sut.env, wait_url_s=15
+            "monitor-0",
+            sut.worker_command("monitor", dsn=system.dsn, python=sys.executable),
+            env=sut.env,
+            wait_url_s=15,
         )
         lines.append(f"metrics   {managed.url}")
     try:

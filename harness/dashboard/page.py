@@ -211,6 +211,10 @@ def chart(series: tuple[GapPoint, ...], delta_s: float, width: int = 900, height
                 f'<polyline class="{attr}" fill="none" stroke="{colour}" stroke-width="1.5" '
                 f'points="{" ".join(points)}"/>'
             )
+            parts.extend(  # markers, so a single populated bucket still shows
+                f'<circle class="{attr}" cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="2.5" fill="{colour}"/>'
+                for pt in points
+            )
     first, last = series[0].start, series[-1].start
     parts.append(
         f'<text x="{left}" y="{height - 6}" font-size="10">{escape(_fmt(first))}</text>'

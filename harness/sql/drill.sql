@@ -15,14 +15,11 @@ ALTER TABLE document_entities ENABLE TRIGGER on_document_entity_events_change
 -- name: replay
 SELECT replay_unmaterialized_events(%(window_s)s)
 
--- name: arm_failpoint_quietly
--- The failpoint row without arm_failpoint's NOTIFY: workers read it when they (re)connect. (A run-time NOTIFY
--- currently deadlocks running workers: Worker._wait queries the connection inside psycopg's notifies().)
-INSERT INTO failpoints AS f (name, action) VALUES (%(name)s, %(action)s)
-ON CONFLICT (name) DO UPDATE SET action = EXCLUDED.action, hits = 0, armed_at = clock_timestamp()
+-- name: arm_failpoint
+SELECT arm_failpoint(%(name)s, %(action)s)
 
--- name: disarm_failpoint_quietly
-DELETE FROM failpoints WHERE name = %(name)s
+-- name: disarm_failpoint
+SELECT disarm_failpoint(%(name)s)
 
 -- name: first_firing
 -- The first of the given rules to fire at or after a time (the drill's detection).
