@@ -25,6 +25,16 @@ def check(record: RunRecord) -> CheckResult:
     }
     if record.drained:
         return CheckResult(NAME, Verdict.VALID, (), counts)
+    if not still_open:
+        return CheckResult(
+            NAME,
+            Verdict.UNKNOWN,
+            (),
+            counts,
+            error=f"the run did not drain before the timeout ({record.scenario.drain_timeout_s:g} s), yet no job "
+            "was queued, running or retrying at the final read: what kept the drain waiting was outside the "
+            "queue (an alert still firing or pending?); flows and traces with no open job are judged as final",
+        )
     named = ", ".join(
         f"{j['id']} ({j['job_type']}, entity {short(j['entity_id'])}, {j['status']})" for j in still_open[:5]
     )

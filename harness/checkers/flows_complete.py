@@ -6,8 +6,9 @@ same way; an acknowledged request whose event is not in the final read is *lost*
 told certainly failed but whose event is there is *unexpected*. A flow is *closed* by document.anchored or
 document.failed, and a failure must be explained by a job.<type>.failed event. Requests that certainly
 failed are only counted here: refusing valid work is requests_accepted's finding. When the run did not
-drain, an open flow may be merely late: the verdict is then unknown, not invalid, unless something else is
-certainly wrong.
+drain, a flow with a job still open may be merely late: the verdict is then unknown, not invalid, unless
+something else is certainly wrong. A flow with no open job (its decision job dead, say) will never close:
+that is certain whether the run drained or not.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from harness.checkers.rows import (
     ANCHORED,
     CLOSING,
     FAILED,
+    FINAL_STATUSES,
     JOB_EVENT,
     REQUEST_EVENT,
     Request,
@@ -33,7 +35,6 @@ from harness.history import OpType
 from harness.model import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "flows_complete"
-LATE_KINDS = ("incomplete",)  # what a longer drain could still have fixed
 
 
 def check(record: RunRecord) -> CheckResult:
@@ -70,12 +71,14 @@ def check(record: RunRecord) -> CheckResult:
         if landed and entity_id in events:
             must_close.append(entity_id)
 
-    closed = anchored = failed = 0
+    closed = anchored = failed = late = 0
     for entity_id in must_close:
         evs = events[entity_id]
         closing = [e for e in evs if e.get("type") in CLOSING]
         if not closing:
-            anomalies.append(_incomplete(record, entity_id, evs))
+            anomaly, may_be_late = _incomplete(record, entity_id, evs)
+            anomalies.append(anomaly)
+            late += may_be_late
             continue
         closed += 1
         anchored += any(e.get("type") == ANCHORED for e in closing)
@@ -117,14 +120,14 @@ def check(record: RunRecord) -> CheckResult:
     }
     if not anomalies:
         return CheckResult(NAME, Verdict.VALID, (), counts)
-    if not record.drained and all(a.kind in LATE_KINDS for a in anomalies):
+    if not record.drained and late == len(anomalies):
         return CheckResult(
             NAME,
             Verdict.UNKNOWN,
             tuple(anomalies),
             counts,
-            error=f"{counts['incomplete']} flow(s) still open, but the queue did not drain before the final "
-            "read: they may be late rather than stuck",
+            error=f"{late} flow(s) still open with jobs still open, but the queue did not drain before the "
+            "final read: they may be late rather than stuck",
         )
     return CheckResult(NAME, Verdict.INVALID, tuple(anomalies), counts)
 
@@ -171,16 +174,26 @@ def _unexpected(record: RunRecord, req: Request) -> Anomaly:
     )
 
 
-def _incomplete(record: RunRecord, entity_id: str, events: list[Row]) -> Anomaly:
+def _incomplete(record: RunRecord, entity_id: str, events: list[Row]) -> tuple[Anomaly, bool]:
+    """The anomaly, and whether the flow may merely be late (some job of it is still open)."""
     last = events[-1] if events else {}
     jobs = [j for j in record.final.jobs if str(j["entity_id"]) == entity_id]
-    open_jobs = [j for j in jobs if j.get("status") not in ("succeeded", "dead")]
-    listed = ", ".join(f"{j['id']} ({j['job_type']}, {j['status']})" for j in open_jobs)
-    where = f"; open jobs: {listed}" if open_jobs else "; no open job"
-    return Anomaly(
+    open_jobs = [j for j in jobs if j.get("status") not in FINAL_STATUSES]
+    dead = [j for j in jobs if j.get("status") == "dead"]
+    if open_jobs:
+        listed = ", ".join(f"{j['id']} ({j['job_type']}, {j['status']})" for j in open_jobs)
+        where = f"; open jobs: {listed}"
+    else:
+        where = "; no job of it is open, so nothing will ever close it"
+        where += "".join(
+            f"; job {j['id']} ({j['job_type']}) dead after {j.get('attempts')} attempt(s): {j.get('last_error')}"
+            for j in dead[:3]
+        )
+    anomaly = Anomaly(
         "incomplete",
         f"entity {short(entity_id)}: flow never closed; last event {last.get('type')} at "
         f"{clock(epoch(last.get('at')))}{where}",
         (entity_id,),
-        (*(event_row(entity_id, e) for e in events[-3:]), *(job_row(j) for j in open_jobs)),
+        (*(event_row(entity_id, e) for e in events[-3:]), *(job_row(j) for j in (open_jobs or dead[:3]))),
     )
+    return anomaly, bool(open_jobs)

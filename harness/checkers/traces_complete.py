@@ -10,14 +10,15 @@ request for the same document (its own correlation id; the decision worker start
 insert redirected by the compat guard (a `_compat` required event with the legacy writer's ids, its job
 and that job's outcome). Each side path is traced on its own, so a broken job on it is still found, but
 it is not asked to start or close a flow, and its ids are not compared with the flow's. When the run did
-not drain, problems that only say "not finished yet" make the verdict unknown rather than invalid.
+not drain, problems that only say "not finished yet" of an entity with a job still open make the verdict
+unknown rather than invalid; with no job open, nothing will ever finish it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.checkers.rows import REQUEST_EVENT, Row, plain, requests, result_job_id, short
+from harness.checkers.rows import FINAL_STATUSES, REQUEST_EVENT, Row, plain, requests, result_job_id, short
 from harness.model import Anomaly, CheckResult, RunRecord, Verdict
 from harness.trace import build_trace
 
@@ -94,7 +95,8 @@ def check(record: RunRecord) -> CheckResult:
             problems.extend(head + p for p in trace.problems if not p.startswith(_FLOW_ONLY))
         if not problems:
             continue
-        late_only = late_only and all(any(m in p for m in _LATE) for p in problems)
+        still_open = any(j.get("status") not in FINAL_STATUSES for j in entity_jobs)
+        late_only = late_only and still_open and all(any(m in p for m in _LATE) for p in problems)
         anomalies.append(
             Anomaly(
                 "broken-trace",

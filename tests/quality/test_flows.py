@@ -22,12 +22,37 @@ def test_an_acknowledged_flow_that_never_closes_is_incomplete() -> None:
     assert "last event job.anchor.required" in anomaly.explanation
 
 
-def test_an_open_flow_when_the_run_did_not_drain_is_unknown_not_invalid() -> None:
+def _open_flow(world: World, s: float, status: str) -> str:
+    """A flow whose last decision job is `status` and whose document.anchored was never appended."""
+    entity = world.flow(s)
+    events = world.entities[entity]
+    anchored = next(e for e in events if e["type"] == "job.anchor.completed")
+    job = world.job_for(anchored)
+    job.update(status=status, last_error="no handler for job type 'decide_outcome' in this orchestrator")
+    events.remove(next(e for e in events if e["type"] == "document.anchored"))
+    return entity
+
+
+def test_an_open_flow_with_a_job_still_open_is_unknown_when_the_run_did_not_drain() -> None:
     world = healthy()
-    world.flow(10.0, lose="anchor")
+    _open_flow(world, 10.0, "queued")
     result = flows_complete.check(world.record(drained=False))
     assert result.verdict is Verdict.UNKNOWN
     assert "did not drain" in (result.error or "") and result.anomalies[0].kind == "incomplete"
+    assert flows_complete.check(world.record()).verdict is Verdict.INVALID
+
+
+def test_an_open_flow_with_no_open_job_is_invalid_even_when_the_run_did_not_drain() -> None:
+    world = healthy()  # e.g. a claim that hands decision jobs to the orchestrator, which kills them
+    stuck = _open_flow(world, 10.0, "dead")
+    result = flows_complete.check(world.record(drained=False))
+    assert result.verdict is Verdict.INVALID
+    [anomaly] = result.anomalies
+    assert anomaly.kind == "incomplete" and anomaly.entities == (stuck,)
+    assert "nothing will ever close it" in anomaly.explanation and "no handler" in anomaly.explanation
+    world = healthy()
+    world.flow(10.0, lose="anchor")  # a lost job: no open job either
+    assert flows_complete.check(world.record(drained=False)).verdict is Verdict.INVALID
 
 
 def test_a_document_failed_without_a_job_failed_event_is_unexplained() -> None:
@@ -111,14 +136,13 @@ def test_an_open_trace_when_the_run_did_not_drain_is_unknown() -> None:
         traces_complete.check(world.record(drained=False)).verdict is Verdict.INVALID
     )  # a lost job is certain
     open_world = healthy()
-    entity = open_world.flow(10.0)
-    events = open_world.entities[entity]
-    anchored = next(e for e in events if e["type"] == "job.anchor.completed")
-    open_world.job_for(anchored)["status"] = "running"  # the last decision is under way ...
-    events.remove(next(e for e in events if e["type"] == "document.anchored"))  # ... so the flow is open
+    _open_flow(open_world, 10.0, "running")
     result = traces_complete.check(open_world.record(drained=False))
     assert result.verdict is Verdict.UNKNOWN and "did not drain" in (result.error or "")
     assert traces_complete.check(open_world.record()).verdict is Verdict.INVALID
+    dead_world = healthy()
+    _open_flow(dead_world, 10.0, "dead")
+    assert traces_complete.check(dead_world.record(drained=False)).verdict is Verdict.INVALID
 
 
 def test_side_paths_same_intent_requests_and_compat_redirects_are_not_broken_traces() -> None:

@@ -42,6 +42,8 @@ def test_a_run_that_did_not_drain_is_unknown_and_says_which_jobs_were_open() -> 
     assert result.verdict is Verdict.UNKNOWN and "did not go quiet" in (result.error or "")
     assert f"{world.jobs[-1]['id']} (" in (result.error or "")
     assert drained.check(world.record()).verdict is Verdict.VALID
+    quiet_queue = drained.check(healthy().record(drained=False))
+    assert quiet_queue.verdict is Verdict.UNKNOWN and "outside the queue" in (quiet_queue.error or "")
 
 
 def _boom(record: RunRecord) -> CheckResult:
