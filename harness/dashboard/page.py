@@ -53,7 +53,7 @@ setInterval(refresh,3000);
 def page(snap: Snapshot, entity: str | None, trace: Trace | str | None) -> str:
     panels = render_panels(snap)
     sections = [
-        f'<section id="panel-{name}" class="{"wide" if name in ("gap", "recent_events") else ""}">'
+        f'<section id="panel-{name}" class="{"wide" if name in ("alerts", "gap", "recent_events") else ""}">'
         f"{html}</section>"
         for name, html in panels.items()
         if name != "header"
