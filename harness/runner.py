@@ -56,23 +56,38 @@ def prepare_database(dsn: str, scenario: Scenario) -> None:
     apply_settings(dsn, dict(scenario.settings))
 
 
-def drain(dsn: str, timeout_s: float, quiet_polls: int = 3) -> bool:
-    """Wait until no job is queued, running or retrying and no alert is pending or firing, for a few polls in a row, so
-    a merely late job is not called lost and an alert has had its chance to resolve; False on timeout."""
+def drain(dsn: str, timeout_s: float, quiet_polls: int = 3) -> tuple[bool, float]:
+    """Wait until no job is queued, running or retrying for a few polls in a row, so a merely late job is not
+    called lost. Returns whether the queue went quiet, and the seconds it took."""
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < timeout_s:
+        quiet = quiet + 1 if _count(dsn, "unfinished") == 0 else 0
+        if quiet >= quiet_polls:
+            return True, time.monotonic() - started
+        time.sleep(0.3)
+    return False, time.monotonic() - started
+
+
+def settle_alerts(dsn: str, timeout_s: float, quiet_polls: int = 3) -> bool:
+    """Then give alerts the rest of the drain time to settle (none pending or firing), so an alert about to
+    fire or to resolve is not cut off. Not settling is no verdict of its own: the alert checkers judge it."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
-                unfinished = conn.execute(Q["unfinished"]).fetchone()[0]
-                active = conn.execute(Q["alerts_active"]).fetchone()[0]
-        except psycopg.OperationalError:
-            unfinished, active = -1, 0
-        quiet = quiet + 1 if unfinished == 0 and not active else 0
+        quiet = quiet + 1 if _count(dsn, "alerts_active") == 0 else 0
         if quiet >= quiet_polls:
             return True
         time.sleep(0.3)
     return False
+
+
+def _count(dsn: str, query: str) -> int:
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+            return int(conn.execute(Q[query]).fetchone()[0])
+    except psycopg.OperationalError:
+        return -1
 
 
 def _json_default(value: Any) -> Any:
@@ -190,7 +205,8 @@ def record_scenario(
             stop.set()
             nemesis.heal_all()
         progress(f"    {scenario.name}: draining (up to {scenario.drain_timeout_s:g} s)")
-        drained = drain(dsn, scenario.drain_timeout_s)
+        drained, took = drain(dsn, scenario.drain_timeout_s)
+        settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0))
         observer.stop()
         final = read_final(dsn)
     record = RunRecord(

@@ -4,8 +4,9 @@ reference pipeline, so a team points it at its own pipeline with a small TOML fi
 
     name = "our-pipeline"
     migrations = "db/migrations"              # relative to this file
-    [workers]                                 # role -> command; {dsn}, {tsa_url}, {ledger_url} are filled in
-    fase1-executor = ["python", "-m", "ourapp.decider", "--dsn", "{dsn}"]
+    [workers]                                 # role -> command; {python}, {dsn}, {tsa_url}, {ledger_url},
+                                              # {batch} and {poll_interval} are filled in
+    fase1-executor = ["{python}", "-m", "ourapp.decider", "--dsn", "{dsn}"]
     orchestrator = ["python", "-m", "ourapp.executor", "--dsn", "{dsn}", "--tsa", "{tsa_url}"]
     scheduler = ["python", "-m", "ourapp.scheduler", "--dsn", "{dsn}"]
     [services]                                # name -> command that prints "listening on http://host:port"
@@ -17,7 +18,6 @@ reference pipeline, so a team points it at its own pipeline with a small TOML fi
 from __future__ import annotations
 
 import importlib.util
-import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,7 +55,7 @@ def reference_sut() -> Sut:
             "the reference pipeline package is not installed; run `pip install -e .` in the project"
         )
     root = Path(next(iter(spec.submodule_search_locations)))
-    py = sys.executable
+    py = "{python}"  # filled with the harness's own interpreter, so the same config works in any venv
     worker = (py, "-m", "pipeline", "worker")
     common = ("--dsn", "{dsn}", "--poll-interval", "{poll_interval}")
     return Sut(
@@ -82,6 +82,34 @@ def reference_sut() -> Sut:
             "ledger": (py, "-m", "pipeline.services", "ledger", "--port", "0"),
         },
     )
+
+
+def to_toml(sut: Sut, migrations: Path | None = None) -> str:
+    """A SUT config file for `sut` (optionally with another migrations folder): the starting point of a
+    team's own config, and how the quality tests point the harness at a copy of the reference pipeline."""
+
+    def items(table: dict[str, tuple[str, ...]]) -> str:
+        return "\n".join(
+            f"{key} = [{', '.join(_quote(p) for p in command)}]" for key, command in table.items()
+        )
+
+    lines = [
+        f"name = {_quote(sut.name)}",
+        f"migrations = {_quote(str(migrations or sut.migrations))}",
+        "",
+        "[workers]",
+        items(sut.workers),
+        "",
+        "[services]",
+        items(sut.services),
+    ]
+    if sut.settings:
+        lines += ["", "[settings]", *(f"{_quote(k)} = {_quote(v)}" for k, v in sut.settings.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def load_sut(path: Path) -> Sut:

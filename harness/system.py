@@ -6,6 +6,7 @@ workers, each under the supervisor so faults can kill, pause or restart any of t
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,8 @@ class RunningSystem:
     def start(self) -> None:
         apply_settings(self.dsn, {**self.sut.settings, **self.options.settings})
         for name, command in self.sut.services.items():
-            managed = self.supervisor.start(name, list(command), env=self.sut.env, wait_url_s=15)
+            argv = [part.replace("{python}", sys.executable) for part in command]
+            managed = self.supervisor.start(name, argv, env=self.sut.env, wait_url_s=15)
             self.urls[name] = managed.url or ""
         for role, count in self.options.workers.items():
             for index in range(count):
@@ -79,6 +81,7 @@ class RunningSystem:
 
     def start_worker(self, role: str, index: int = 0) -> Managed:
         values = {
+            "python": sys.executable,
             "dsn": self.dsn,
             "batch": str(self.options.batch),
             "poll_interval": str(self.options.poll_interval_s),
