@@ -18,6 +18,8 @@ from harness.provision import EmbeddedPostgres
 from harness.sut import Sut, reference_sut
 from harness.system import RunningSystem, SystemOptions
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def sut() -> Sut:
