@@ -9,7 +9,7 @@ whole in the witness rows, which are what a person greps for.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -244,8 +244,3 @@ def observer_samples(record: RunRecord) -> list[Mapping[str, Any]]:
         if op.process == "observer" and op.f == "sample" and isinstance(op.value, Mapping)
     ]
     return from_ops or [s for s in record.samples if isinstance(s, Mapping)]
-
-
-def first(rows: Sequence[Row], n: int = 5) -> list[dict[str, Any]]:
-    """At most `n` rows as plain dicts: witnesses prove, they do not dump the table."""
-    return [plain(r) for r in rows[:n]]
