@@ -72,3 +72,14 @@ def test_files_yaml_errors_and_duplicate_names(tmp_path: Path) -> None:
 def test_unknown_target_is_bad_input() -> None:
     with pytest.raises(ScenarioError, match="'weekly' is neither a suite"):
         select(["weekly"])
+
+
+def test_every_fault_and_checker_is_documented() -> None:
+    from harness.checkers import CHECKERS
+    from harness.faults import REGISTRY
+
+    root = Path(__file__).resolve().parents[2]
+    scenarios_doc = (root / "scenarios" / "README.md").read_text()
+    checkers_doc = (root / "harness" / "checkers" / "README.md").read_text()
+    assert [f for f in REGISTRY if f"`{f}`" not in scenarios_doc] == []
+    assert [c for c in CHECKERS if c not in checkers_doc] == []
