@@ -203,6 +203,8 @@ class RunSummary:
 
     @property
     def verdict(self) -> Verdict:
-        if self.interrupted and not self.scenarios:
+        """An interrupted run is never valid: what did not run proved nothing."""
+        found = combine(s.verdict for s in self.scenarios)
+        if self.interrupted and found != Verdict.INVALID:
             return Verdict.UNKNOWN
-        return combine(s.verdict for s in self.scenarios)
+        return found
