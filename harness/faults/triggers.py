@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from harness.faults.base import Fault, FaultContext, Param, param, register
 
 CORE = "on_document_entity_events_change"
@@ -51,10 +53,9 @@ class DisableCoreTrigger(Fault):
         method = param(ctx, "method", DisableCoreTrigger)
         if method == "alter":
             ctx.sql("enable_core_trigger", fetch=False)
-        elif method == "drop" and "definition" in ctx.state:
-            if not ctx.sql("trigger_state", {"name": CORE}):
-                with __import__("psycopg").connect(ctx.dsn, autocommit=True) as conn:
-                    conn.execute(ctx.state["definition"])
+        elif method == "drop" and "definition" in ctx.state and not ctx.sql("trigger_state", {"name": CORE}):
+            with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+                conn.execute(ctx.state["definition"])  # the trigger's own definition, read before dropping it
         if ctx.workload is not None:
             ctx.workload.replica_writers = False
         replayed = 0

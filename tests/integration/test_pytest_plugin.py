@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-USER_TEST = '''
+USER_TEST = """
 import uuid
 import psycopg
 from harness.wait import wait_until
@@ -38,7 +38,7 @@ def test_the_checkers_see_a_planted_loss(pipeline_dsn, pipeline_system, harness_
 def test_an_unknown_fault_is_a_usage_error(pipeline_system, harness_nemesis):
     pipeline_system()
     harness_nemesis("meteor")
-'''
+"""
 
 
 def test_a_teams_own_chaos_tests_run_with_the_plugin_fixtures(pytester: pytest.Pytester) -> None:

@@ -12,36 +12,79 @@ from harness.scenario import ScenarioError, all_scenario_files, load_scenarios, 
 GOOD = {"name": "ok", "description": "d", "suites": ["nightly"], "workload": {"flows": 5, "rate": 5}}
 
 BROKEN = {
-    "unknown fault": ({"faults": [{"fault": "meteor"}]}, "faults[0].fault: 'meteor' is not allowed; expected one of: "),
-    "bad worker role": ({"faults": [{"fault": "kill-worker", "role": "some"}]},
-                        "faults[0].role: 'some' is not allowed; expected one of fase1-executor, orchestrator"),
-    "negative start": ({"faults": [{"fault": "kill-worker", "at": -1}]},
-                       "faults[0].at: -1 is not allowed; expected a number at least 0"),
-    "unknown fault field": ({"faults": [{"fault": "poison-job", "cuont": 2}]},
-                            "faults[0].cuont: unknown field; expected one of: at, count, duration, fault"),
-    "missing required param": ({"faults": [{"fault": "failpoint"}]}, "faults[0].name: missing; expected one of"),
-    "unknown suite": ({"suites": ["weekly"]}, "suites[0]: 'weekly' is not allowed; expected one of: smoke, nightly"),
-    "zero flows": ({"workload": {"flows": 0}}, "workload.flows: 0 is not allowed; expected a whole number at least 1"),
-    "share above one": ({"workload": {"duplicate_same_id": 1.5}},
-                        "workload.duplicate_same_id: 1.5 is not allowed; expected a number at least 0 and at most 1"),
-    "unknown checker": ({"expect": {"checks": ["no_lost_jobs"]}},
-                        "expect.checks[0]: 'no_lost_jobs' is not allowed; expected one of: "),
-    "checked and caught": ({"expect": {"checks": ["no_lost_job"], "catch": ["no_lost_job"]}},
-                           "expect.catch: ['no_lost_job'] is not allowed; expected checkers not also listed"),
-    "alert without rule": ({"expect": {"alerts": [{"within": 3}]}}, "expect.alerts[0]: {'within': 3} is not allowed"),
+    "unknown fault": (
+        {"faults": [{"fault": "meteor"}]},
+        "faults[0].fault: 'meteor' is not allowed; expected one of: ",
+    ),
+    "bad worker role": (
+        {"faults": [{"fault": "kill-worker", "role": "some"}]},
+        "faults[0].role: 'some' is not allowed; expected one of fase1-executor, orchestrator",
+    ),
+    "negative start": (
+        {"faults": [{"fault": "kill-worker", "at": -1}]},
+        "faults[0].at: -1 is not allowed; expected a number at least 0",
+    ),
+    "unknown fault field": (
+        {"faults": [{"fault": "poison-job", "cuont": 2}]},
+        "faults[0].cuont: unknown field; expected one of: at, count, duration, fault",
+    ),
+    "missing required param": (
+        {"faults": [{"fault": "failpoint"}]},
+        "faults[0].name: missing; expected one of",
+    ),
+    "unknown suite": (
+        {"suites": ["weekly"]},
+        "suites[0]: 'weekly' is not allowed; expected one of: smoke, nightly",
+    ),
+    "zero flows": (
+        {"workload": {"flows": 0}},
+        "workload.flows: 0 is not allowed; expected a whole number at least 1",
+    ),
+    "share above one": (
+        {"workload": {"duplicate_same_id": 1.5}},
+        "workload.duplicate_same_id: 1.5 is not allowed; expected a number at least 0 and at most 1",
+    ),
+    "unknown checker": (
+        {"expect": {"checks": ["no_lost_jobs"]}},
+        "expect.checks[0]: 'no_lost_jobs' is not allowed; expected one of: ",
+    ),
+    "checked and caught": (
+        {"expect": {"checks": ["no_lost_job"], "catch": ["no_lost_job"]}},
+        "expect.catch: ['no_lost_job'] is not allowed; expected checkers not also listed",
+    ),
+    "alert without rule": (
+        {"expect": {"alerts": [{"within": 3}]}},
+        "expect.alerts[0]: {'within': 3} is not allowed",
+    ),
     "unknown top field": ({"seeed": 3}, "seeed: unknown field; expected one of: "),
-    "bad migrations": ({"migrations": {"until": 7}}, "migrations.until: 7 is not allowed; expected a migration version"),
+    "bad migrations": (
+        {"migrations": {"until": 7}},
+        "migrations.until: 7 is not allowed; expected a migration version",
+    ),
 }
 
 
 def test_every_shipped_scenario_validates_and_nightly_has_the_required_ones() -> None:
     scenarios = load_scenarios(all_scenario_files())
     nightly = {s.name for s in scenarios if "nightly" in s.suites}
-    assert {"core-trigger-disabled", "projection-trigger-disabled", "orchestrator-sigkill", "decision-worker-sigkill",
-            "crash-after-side-effect", "duplicate-events", "legacy-insert-compat", "legacy-insert-strict",
-            "postgres-crash-restart", "tsa-outage", "poison-job", "backlog-surge",
-            "ambiguous-dedupe-key-bug"} <= nightly
-    assert {s.name for s in scenarios if "smoke" in s.suites} and {s.name for s in scenarios if "gate" in s.suites}
+    assert {
+        "core-trigger-disabled",
+        "projection-trigger-disabled",
+        "orchestrator-sigkill",
+        "decision-worker-sigkill",
+        "crash-after-side-effect",
+        "duplicate-events",
+        "legacy-insert-compat",
+        "legacy-insert-strict",
+        "postgres-crash-restart",
+        "tsa-outage",
+        "poison-job",
+        "backlog-surge",
+        "ambiguous-dedupe-key-bug",
+    } <= nightly
+    assert {s.name for s in scenarios if "smoke" in s.suites} and {
+        s.name for s in scenarios if "gate" in s.suites
+    }
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
@@ -54,7 +97,8 @@ def test_broken_scenario_gets_its_exact_message(case: str) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     _scenario, problems = parse_scenario(
-        {**GOOD, "suites": ["weekly"], "workload": {"flows": 0}, "faults": [{"fault": "meteor"}]}, "x.yaml")
+        {**GOOD, "suites": ["weekly"], "workload": {"flows": 0}, "faults": [{"fault": "meteor"}]}, "x.yaml"
+    )
     assert len(problems) == 3
 
 
