@@ -192,7 +192,7 @@ def _incomplete(record: RunRecord, entity_id: str, events: list[Row]) -> tuple[A
     anomaly = Anomaly(
         "incomplete",
         f"entity {short(entity_id)}: flow never closed; last event {last.get('type')} at "
-        f"{clock(epoch(last.get('at')))}{where}",
+        f"{clock(epoch(last.get('at')))}{during(record, epoch(last.get('at')))}{where}",
         (entity_id,),
         (*(event_row(entity_id, e) for e in events[-3:]), *(job_row(j) for j in (open_jobs or dead[:3]))),
     )
