@@ -13,6 +13,7 @@ so walking a runbook against production can never change it.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,8 +166,6 @@ def diagnose(
 
 
 def run_step(conn: psycopg.Connection[Any], step: Step) -> StepResult:
-    import time
-
     started = time.monotonic()
     try:
         with conn.transaction(force_rollback=True), conn.cursor() as cur:
