@@ -1,20 +1,15 @@
-"""The checker's own SQL, kept in `.sql` files under contracts/sql and read by query name."""
+"""The checker's own SQL, kept in `.sql` files under contracts/sql and read by query name (the harness's
+reader, pointed at this folder)."""
 
 from __future__ import annotations
 
-import re
-from functools import cache
 from pathlib import Path
 
+from harness.sqlfile import named_queries as _named_queries
+
 _FOLDER = Path(__file__).parent / "sql"
-_NAMED = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
-@cache
 def named_queries(file: str) -> dict[str, str]:
-    """`{name: statement}` for contracts/sql/<file>.sql; comment lines are dropped from each statement."""
-    chunks = _NAMED.split((_FOLDER / f"{file}.sql").read_text(encoding="utf-8"))
-    return {
-        name: "\n".join(ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")).strip()
-        for name, body in zip(chunks[1::2], chunks[2::2], strict=True)
-    }
+    """`{name: statement}` for contracts/sql/<file>.sql."""
+    return _named_queries(file, _FOLDER)

@@ -105,6 +105,36 @@ def append_rate(dsn: str, clients: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
+def soak(dsn: str, minutes: float, window_s: float = 30.0, batch: int = 10) -> list[float]:
+    """Jobs/s of the canonical step in consecutive windows over `minutes`, the queue refilled as it drains.
+
+    Finished jobs stay in executor_jobs and every claim leaves dead index entries behind; a decay from the
+    first window to the last shows whether autovacuum keeps the hot table lean.
+    """
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+    rates: list[float] = []
+    end = time.monotonic() + minutes * 60
+    with psycopg.connect(dsn) as conn:
+        while time.monotonic() < end:
+            window_end, done, started = time.monotonic() + window_s, 0, time.monotonic()
+            while time.monotonic() < window_end:
+                rows = conn.execute(Q["claim_execution"], {"limit": batch}).fetchall()
+                conn.commit()
+                if not rows:
+                    ids = [r[0] for r in conn.execute(Q["new_entities"], {"count": 500}).fetchall()]
+                    with conn.cursor() as cur:
+                        cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
+                    conn.commit()
+                    continue
+                for job_id, run_id in rows:
+                    conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
+                conn.commit()
+                done += len(rows)
+            rates.append(done / (time.monotonic() - started))
+    return rates
+
+
 def clone_ms(provider: Provider, plan: MigrationPlan, samples: int = 9) -> float:
     provider.keep_ready(plan)
     times = []

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     bench.add_argument("--jobs", type=int, default=3000)
     bench.add_argument("--flows", type=int, default=1000)
+    bench.add_argument(
+        "--soak-minutes", type=float, help="instead: the canonical step for this long, in 30 s windows"
+    )
     bench.add_argument("--json", action="store_true")
     _postgres_arg(bench)
 
@@ -204,9 +207,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness.bench import as_dict, render, run_bench
+    from harness.bench import as_dict, render, run_bench, run_soak
 
-    report = run_bench(args.postgres, jobs=args.jobs, flows=args.flows, quick=args.quick)
+    if args.soak_minutes is not None:
+        if args.soak_minutes <= 0:
+            raise BadInput(f"--soak-minutes must be positive, got {args.soak_minutes}")
+        report = run_soak(args.postgres, args.soak_minutes)
+    else:
+        report = run_bench(args.postgres, jobs=args.jobs, flows=args.flows, quick=args.quick)
     print(json.dumps(as_dict(report), indent=2) if args.json else render(report))
     return EXIT_FAILED if any(note.startswith("e2e: only") for note in report.notes) else EXIT_OK
 

@@ -11,9 +11,9 @@ _NAMED = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 @cache
-def named_queries(file: str) -> dict[str, str]:
-    """`{name: statement}` for harness/sql/<file>.sql; comment lines are dropped from each statement."""
-    chunks = _NAMED.split((_FOLDER / f"{file}.sql").read_text(encoding="utf-8"))
+def named_queries(file: str, folder: Path = _FOLDER) -> dict[str, str]:
+    """`{name: statement}` for <folder>/<file>.sql (harness/sql by default); comment lines are dropped."""
+    chunks = _NAMED.split((folder / f"{file}.sql").read_text(encoding="utf-8"))
     return {
         name: "\n".join(ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")).strip()
         for name, body in zip(chunks[1::2], chunks[2::2], strict=True)

@@ -92,6 +92,18 @@ class Worker:
         """Do one round of work; return True when there may be more right away."""
         raise NotImplementedError
 
+    def claim(self, query: str) -> list[dict[str, Any]]:
+        """Claim a batch with the role's own claim query, committed at once so the leases are visible."""
+        assert self.work is not None
+        params = {
+            "worker": self.worker_id,
+            "limit": self.config.batch,
+            "lease_seconds": self.config.lease_seconds,
+        }
+        jobs = self.work.execute(query, params).fetchall()
+        self.work.commit()
+        return jobs
+
     def _ask_stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
 

@@ -29,13 +29,7 @@ class DecisionWorker(Worker):
     def step(self) -> bool:
         conn = self.work
         assert conn is not None
-        params = {
-            "worker": self.worker_id,
-            "limit": self.config.batch,
-            "lease_seconds": self.config.lease_seconds,
-        }
-        jobs = conn.execute(Q["claim"], params).fetchall()
-        conn.commit()
+        jobs = self.claim(Q["claim"])
         if not jobs:
             return False
         self.failpoints.hit("fase1.after_claim")

@@ -37,13 +37,7 @@ class Orchestrator(Worker):
     def step(self) -> bool:
         conn = self.work
         assert conn is not None
-        params = {
-            "worker": self.worker_id,
-            "limit": self.config.batch,
-            "lease_seconds": self.config.lease_seconds,
-        }
-        jobs = conn.execute(Q["claim"], params).fetchall()
-        conn.commit()
+        jobs = self.claim(Q["claim"])
         if not jobs:
             return False
         try:
