@@ -223,12 +223,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.model import Verdict
     from harness.reports import summary_table, write_reports
     from harness.scenario import select
-    from harness.session import ROOT, new_run_id, run_session
+    from harness.session import new_run_id, run_session
 
     if args.repeat < 1:
         raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
     scenarios = select(args.targets)
-    folder = args.report_dir or (ROOT / "reports" / new_run_id())
+    folder = args.report_dir or (Path("reports") / new_run_id())
     summary = run_session(
         scenarios,
         _sut(args.sut),
