@@ -149,6 +149,18 @@ def clone_ms(provider: Provider, plan: MigrationPlan, samples: int = 9) -> float
     return statistics.median(times)
 
 
+def run_soak(postgres: str, minutes: float, window_s: float = 30.0) -> BenchReport:
+    """The canonical step for `minutes`, in windows: the last window's rate over the first's shows decay."""
+    report = BenchReport()
+    with open_provider(postgres, ready_clones=0) as pg:
+        rates = soak(pg.new_database(MigrationPlan(reference_sut().migrations)), minutes, window_s)
+    report.notes.append(f"windows of {window_s:g} s, jobs/s: " + " ".join(f"{r:.0f}" for r in rates))
+    report.figures["soak_first_window_jobs_per_s"] = round(rates[0])
+    report.figures["soak_last_window_jobs_per_s"] = round(rates[-1])
+    report.ratio("soak_last_vs_first", "soak_last_window_jobs_per_s", "soak_first_window_jobs_per_s")
+    return report
+
+
 def run_bench(
     postgres: str = "embedded", jobs: int = 3000, flows: int = 1000, quick: bool = False
 ) -> BenchReport:

@@ -113,3 +113,12 @@ def _postmaster_pid(conn: psycopg.Connection) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT pg_read_file(%s)", (f"{data}/postmaster.pid",))
         return int(cur.fetchone()[0].splitlines()[0])
+
+
+def test_bench_soak_reports_windows_and_their_ratio() -> None:
+    bad = run([*HARNESS, "bench", "--soak-minutes", "0"])
+    assert bad.returncode == 3 and "--soak-minutes must be positive" in bad.stderr
+    done = run([*HARNESS, "bench", "--soak-minutes", "0.05", "--json"])
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)["figures"]
+    assert figures["soak_first_window_jobs_per_s"] > 0 and "soak_last_vs_first" in figures
