@@ -117,7 +117,7 @@ def soak(dsn: str, minutes: float, window_s: float = 30.0, batch: int = 10) -> l
     end = time.monotonic() + minutes * 60
     with psycopg.connect(dsn) as conn:
         while time.monotonic() < end:
-            window_end, done, started = time.monotonic() + window_s, 0, time.monotonic()
+            window_end, done, started = min(time.monotonic() + window_s, end), 0, time.monotonic()
             while time.monotonic() < window_end:
                 rows = conn.execute(Q["claim_execution"], {"limit": batch}).fetchall()
                 conn.commit()
