@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from harness.faults import FaultContext
+from harness.faults import REGISTRY, FaultContext
 from harness.history import History
 from harness.migration import MigrationPlan
 from harness.model import FaultSpec, RunRecord, Scenario, ScenarioResult, Verdict
@@ -165,7 +165,8 @@ def record_scenario(
         dsn = provider.new_database(plan)
         stack.callback(lambda: _drop_quietly(provider, dsn))
         prepare_database(dsn, scenario)
-        options = SystemOptions(workers=_default_workers(sut, scenario), poll_interval_s=0.5)
+        network = any(REGISTRY[f.fault].needs_network for f in scenario.faults)
+        options = SystemOptions(workers=_default_workers(sut, scenario), poll_interval_s=0.5, network=network)
         system = stack.enter_context(RunningSystem(sut, dsn, folder / "logs", options))
         workload = Workload(dsn, scenario.workload, history, scenario.seed)
 

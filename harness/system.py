@@ -29,6 +29,7 @@ class SystemOptions:
     batch: int = 25  # measured: 250 flows/s at 25 against 200 at 10 (1 decision worker, 1 orchestrator)
     poll_interval_s: float = 0.5
     settings: dict[str, str] = field(default_factory=dict)
+    network: bool = False  # route workers -> Postgres and orchestrator -> services through proxy links
 
 
 class RunningSystem:
@@ -38,6 +39,9 @@ class RunningSystem:
         self.options = options or SystemOptions()
         self.supervisor = Supervisor(log_dir)
         self.urls: dict[str, str] = {}
+        self.network = None  # harness.network.Network, when the options ask for proxied links
+        self.worker_dsn = dsn
+        self.worker_urls: dict[str, str] = {}
 
     def __enter__(self) -> RunningSystem:
         try:
@@ -56,6 +60,14 @@ class RunningSystem:
             argv = [part.replace("{python}", sys.executable) for part in command]
             managed = self.supervisor.start(name, argv, env=self.sut.env, wait_url_s=15)
             self.urls[name] = managed.url or ""
+        self.worker_urls = dict(self.urls)
+        if self.options.network:
+            from harness.network import Network
+
+            self.network = Network()
+            self.network.start()
+            self.worker_dsn = self.network.link_dsn(self.dsn)
+            self.worker_urls = {name: self.network.link_url(name, url) for name, url in self.urls.items()}
         for role, count in self.options.workers.items():
             for index in range(count):
                 self.start_worker(role, index)
@@ -82,11 +94,11 @@ class RunningSystem:
     def start_worker(self, role: str, index: int = 0) -> Managed:
         values = {
             "python": sys.executable,
-            "dsn": self.dsn,
+            "dsn": self.worker_dsn,
             "batch": str(self.options.batch),
             "poll_interval": str(self.options.poll_interval_s),
-            "tsa_url": self.urls.get("tsa", ""),
-            "ledger_url": self.urls.get("ledger", ""),
+            "tsa_url": self.worker_urls.get("tsa", ""),
+            "ledger_url": self.worker_urls.get("ledger", ""),
         }
         return self.supervisor.start(
             f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env
@@ -113,6 +125,8 @@ class RunningSystem:
 
     def close(self) -> None:
         self.supervisor.close()
+        if self.network is not None:
+            self.network.close()
 
 
 def apply_settings(dsn: str, settings: dict[str, str]) -> None:

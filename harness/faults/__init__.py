@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.faults import database, events, processes, services, triggers  # noqa: F401  (they register)
+from harness.faults import database, events, network, processes, services, triggers  # noqa: F401 (register)
 from harness.faults.base import REGISTRY, Fault, FaultContext, Param
 
 __all__ = ["REGISTRY", "Fault", "FaultContext", "Param"]

@@ -64,6 +64,7 @@ class Fault:
     description: ClassVar[str] = ""
     params: ClassVar[Mapping[str, Param]] = {}
     needs_own_server: ClassVar[bool] = False
+    needs_network: ClassVar[bool] = False  # the system must route its links through the proxy
     instantaneous: ClassVar[bool] = False  # done at once; heal right after (e.g. a burst of inserts)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:

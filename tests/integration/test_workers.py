@@ -194,3 +194,25 @@ def test_a_failpoint_armed_while_workers_run_is_picked_up(conn: Conn, system_fac
         conn.execute("SELECT count(*) FROM executor_job_runs WHERE error LIKE '%%armed live%%'").fetchone()[0]
         >= 1
     )
+
+
+def test_a_partitioned_database_link_heals_and_loses_nothing(conn: Conn, system_factory: Start) -> None:
+    """Workers reach Postgres through a Toxiproxy link (the built-in server, driven by toxiproxy-python)."""
+    conn.execute("UPDATE pipeline_settings SET value = '1' WHERE key = 'lease_seconds'")
+    system = system_factory(network=True)
+    assert system.worker_dsn != system.dsn  # the workers' DSN points at the proxy
+    proxy = system.network.get("db")
+    proxy.disable()  # partition: open connections cut, new ones refused
+    entities = [request(conn) for _ in range(3)]  # the clients' own link is untouched
+    wait_until(
+        lambda: any("db_unavailable" in m.log_path.read_text() for m in system.workers()),
+        20,
+        "a worker to notice the partition",
+    )
+    assert not any(closed_as(conn, e) for e in entities)
+    proxy.enable()
+    wait_until(
+        lambda: all(closed_as(conn, e) == "document.anchored" for e in entities), 30, "flows after healing"
+    )
+    for entity in entities:
+        assert read_trace(conn, entity).complete

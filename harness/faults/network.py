@@ -1,0 +1,65 @@
+"""Network faults on the links between parts (workers -> Postgres, orchestrator -> services), through the
+Toxiproxy API: a partition (the link disabled: connections cut, new ones refused), added latency, a stall
+(timeout toxic: data held), or connections reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults.base import Fault, FaultContext, Param, param, register
+
+TOXICS = {"latency": "latency", "stall": "timeout", "reset": "reset_peer"}
+
+
+@register
+class Network(Fault):
+    name = "network"
+    description = (
+        "a fault on a network link: `db` (every worker to Postgres), `tsa` or `ledger` (the "
+        "orchestrator to a service): partition, latency, stall or reset"
+    )
+    params = {
+        "link": Param(str, "db", ("db", "tsa", "ledger")),
+        "kind": Param(str, "partition", ("partition", "latency", "stall", "reset")),
+        "latency_ms": Param(int, 300),
+    }
+    needs_network = True
+
+    def _proxy(self, ctx: FaultContext) -> Any:
+        return ctx.system.network.get(param(ctx, "link", Network))
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        proxy, kind = self._proxy(ctx), param(ctx, "kind", Network)
+        if kind == "partition":
+            proxy.disable()
+            return {"link": proxy.name, "kind": kind}
+        attributes = {
+            "latency": {"latency": param(ctx, "latency_ms", Network), "jitter": 0},
+            "stall": {"timeout": 0},
+            "reset": {"timeout": 0},
+        }[kind]
+        for stream in ("upstream", "downstream"):
+            proxy.add_toxic(
+                type=TOXICS[kind], name=f"harness_{kind}_{stream}", stream=stream, attributes=attributes
+            )
+        return {"link": proxy.name, "kind": kind, **attributes}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        proxy, kind = self._proxy(ctx), param(ctx, "kind", Network)
+        current = ctx.system.network.client.get_proxy(proxy.name)
+        if kind == "partition":
+            return (
+                current is not None and not current.enabled,
+                f"link {proxy.name} enabled={current.enabled if current else '?'}",
+            )
+        toxics = sorted(current.toxics()) if current else []
+        return len(toxics) == 2, f"link {proxy.name} toxics: {', '.join(toxics) or 'none'}"
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        proxy, kind = self._proxy(ctx), param(ctx, "kind", Network)
+        if kind == "partition":
+            proxy.enable()
+        else:
+            for stream in ("upstream", "downstream"):
+                proxy.destroy_toxic(f"harness_{kind}_{stream}")
+        return {"link": proxy.name}
