@@ -214,7 +214,11 @@ def record_scenario(
         scenario=scenario,
         ops=tuple(history.ops()),
         faults=tuple(nemesis.windows),
-        samples=tuple(op.value for op in history.ops() if op.f == "sample" and op.value),
+        samples=tuple(
+            {"wall": op.wall, **op.value}
+            for op in history.ops()
+            if op.f == "sample" and isinstance(op.value, dict)
+        ),
         final=final,
         drained=drained,
         workload_start_wall=workload.started_wall,
