@@ -5,8 +5,9 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
 
 - fresh database: median time to hand out a migrated clone and connect to it;
 - raw canonical step: one Python connection doing only claim -> complete_job (which appends the result
-  event, whose trigger calls the gateway for the next job) -> commit, one job at a time and 10 at a time;
-- worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw (batch 10);
+  event, whose trigger calls the gateway for the next job), one job at a time and 10 at a time;
+- worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw;
+- peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway;
 - e2e: real flows through every process.
 """
@@ -25,6 +26,7 @@ import psycopg
 
 from harness.e2e import run_e2e
 from harness.migration import MigrationPlan
+from harness.peers import pgqueuer_available, pgqueuer_rates
 from harness.provision import Provider, open_provider
 from harness.sqlfile import named_queries
 from harness.sut import Sut, reference_sut
@@ -53,14 +55,18 @@ def seed_protect_jobs(dsn: str, count: int) -> None:
 
 def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
     seed_protect_jobs(dsn, jobs)
-    with psycopg.connect(dsn) as conn:
+    # The leanest client a raw-SQL user could write, so the worker's ratio is against the best: the claim
+    # as its own one-statement transaction, a batch's completions pipelined in one transaction.
+    with psycopg.connect(dsn, autocommit=True) as conn:
         started = time.perf_counter()
         done = 0
         while rows := conn.execute(Q["claim_execution"], {"limit": batch}).fetchall():
-            conn.commit()
-            for job_id, run_id in rows:
-                conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
-            conn.commit()
+            if len(rows) == 1:
+                conn.execute(Q["complete"], {"job_id": rows[0][0], "run_id": rows[0][1]})
+            else:
+                with conn.pipeline(), conn.transaction():
+                    for job_id, run_id in rows:
+                        conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
             done += len(rows)
         return done / (time.perf_counter() - started)
 
@@ -108,28 +114,29 @@ def append_rate(dsn: str, clients: int, seconds: float) -> float:
 def soak(dsn: str, minutes: float, window_s: float = 30.0, batch: int = 10) -> list[float]:
     """Jobs/s of the canonical step in consecutive windows over `minutes`, the queue refilled as it drains.
 
-    Finished jobs stay in executor_jobs and every claim leaves dead index entries behind; a decay from the
-    first window to the last shows whether autovacuum keeps the hot table lean.
+    The decision jobs each step materializes are completed too, as a decision worker would, so the queue's
+    ready set stays the size of the backlog while finished jobs pile up in executor_jobs and every claim
+    leaves dead index entries behind: the steady state of a long-running pipeline. A decay from the first
+    window to the last shows whether the hot table stays lean.
     """
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(Q["reset_queue"])
     rates: list[float] = []
     end = time.monotonic() + minutes * 60
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < end:
             window_end, done, started = min(time.monotonic() + window_s, end), 0, time.monotonic()
             while time.monotonic() < window_end:
                 rows = conn.execute(Q["claim_execution"], {"limit": batch}).fetchall()
-                conn.commit()
                 if not rows:
                     ids = [r[0] for r in conn.execute(Q["new_entities"], {"count": 500}).fetchall()]
-                    with conn.cursor() as cur:
+                    with conn.transaction(), conn.cursor() as cur:
                         cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
-                    conn.commit()
                     continue
-                for job_id, run_id in rows:
-                    conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
-                conn.commit()
+                decisions = conn.execute(Q["claim_decision"], {"limit": batch}).fetchall()
+                with conn.pipeline(), conn.transaction():
+                    for job_id, run_id in [*rows, *decisions]:
+                        conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
                 done += len(rows)
             rates.append(done / (time.monotonic() - started))
     return rates
@@ -150,7 +157,8 @@ def clone_ms(provider: Provider, plan: MigrationPlan, samples: int = 9) -> float
 
 
 def run_soak(postgres: str, minutes: float, window_s: float = 30.0) -> BenchReport:
-    """The canonical step for `minutes`, in windows: the last window's rate over the first's shows decay."""
+    """The canonical step for `minutes`, in windows: the last window's rate over the first's shows decay, and
+    the medians of the first and last five windows say the same with less noise."""
     report = BenchReport()
     with open_provider(postgres, ready_clones=0) as pg:
         rates = soak(pg.new_database(MigrationPlan(reference_sut().migrations)), minutes, window_s)
@@ -158,6 +166,10 @@ def run_soak(postgres: str, minutes: float, window_s: float = 30.0) -> BenchRepo
     report.figures["soak_first_window_jobs_per_s"] = round(rates[0])
     report.figures["soak_last_window_jobs_per_s"] = round(rates[-1])
     report.ratio("soak_last_vs_first", "soak_last_window_jobs_per_s", "soak_first_window_jobs_per_s")
+    k = min(5, len(rates))
+    report.figures["soak_first_windows_median"] = round(statistics.median(rates[:k]))
+    report.figures["soak_last_windows_median"] = round(statistics.median(rates[-k:]))
+    report.ratio("soak_last_vs_first_medians", "soak_last_windows_median", "soak_first_windows_median")
     return report
 
 
@@ -181,9 +193,16 @@ def run_bench(
         report.figures["raw_step_jobs_per_s_batch10"] = round(raw_step_rate(dsn, jobs, 10))
         report.figures["worker_jobs_per_s_batch1"] = round(worker_rate(sut, dsn, jobs, 1, Path(tmp)))
         report.figures["worker_jobs_per_s_batch10"] = round(worker_rate(sut, dsn, jobs, 10, Path(tmp)))
+        if pgqueuer_available():
+            for batch, rate in pgqueuer_rates(pg, jobs).items():
+                report.figures[f"pgqueuer_jobs_per_s_batch{batch}"] = round(rate)
+        else:
+            report.notes.append("pgqueuer is not installed, so no peer figures: pip install -e '.[peers]'")
         report.figures["append_events_per_s_4_clients"] = round(append_rate(dsn, 4, 3 if quick else 5))
     report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
+    report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")
+    report.ratio("worker_vs_pgqueuer_batch10", "worker_jobs_per_s_batch10", "pgqueuer_jobs_per_s_batch10")
     e2e = run_e2e(flows, postgres)
     report.figures["e2e_flows_per_s"] = round(e2e.flows_per_s, 1)
     report.figures["e2e_p99_latency_ms"] = e2e.latency_ms.get("p99", 0.0)

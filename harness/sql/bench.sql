@@ -9,6 +9,9 @@ SELECT append_event(%(entity_id)s, 'job.protect.required', '{"document": "bench"
 -- name: claim_execution
 SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
 
+-- name: claim_decision
+SELECT job_id, run_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
+
 -- name: complete
 SELECT complete_job(%(job_id)s, %(run_id)s, '{"sha256": "bench"}')
 

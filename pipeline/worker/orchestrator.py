@@ -66,17 +66,37 @@ class Orchestrator(Worker):
             return job, "fail", (f"{type(exc).__name__}: {exc}", True)
 
     def _record(self, conn: psycopg.Connection[Any], outcomes: list[tuple[dict[str, Any], str, Any]]) -> None:
-        for job, kind, data in outcomes:
-            ids = {"job_id": job["job_id"], "run_id": job["run_id"]}
-            if kind == "ok":
-                self.failpoints.hit("orchestrator.before_result_event")
-                conn.execute(COMMON["complete_job"], {**ids, "result": Jsonb(data), "result_event_id": None})
-                self.jobs_done += 1
-            elif kind == "fail":
-                error, retryable = data
-                log.info("event=job_failed job_id=%s retryable=%s error=%s", job["job_id"], retryable, error)
-                conn.execute(COMMON["fail_job"], {**ids, "error": error[:2000], "retryable": retryable})
-            else:
-                conn.execute(COMMON["release_job"], ids)
-        self.failpoints.hit("orchestrator.before_commit")
-        conn.commit()
+        """Write every outcome of the batch in one transaction, in one round trip.
+
+        One outcome is one statement, sent as its own transaction. Several are pipelined inside BEGIN ...
+        COMMIT, so the worker waits for the server once per batch rather than once per job. Nothing commits
+        before the COMMIT (or, alone, before the statement leaves), so a crash at any failpoint here loses
+        the batch's writes together.
+        """
+        if len(outcomes) == 1:
+            statement = self._statement(*outcomes[0])
+            self.failpoints.hit("orchestrator.before_commit")
+            conn.autocommit = True
+            try:
+                conn.execute(*statement)
+            finally:
+                conn.autocommit = False
+            return
+        with conn.pipeline():
+            for outcome in outcomes:
+                conn.execute(*self._statement(*outcome))
+            self.failpoints.hit("orchestrator.before_commit")
+            conn.commit()
+
+    def _statement(self, job: dict[str, Any], kind: str, data: Any) -> tuple[str, dict[str, Any]]:
+        """The statement that records one outcome; its failpoint is hit before it is sent."""
+        ids = {"job_id": job["job_id"], "run_id": job["run_id"]}
+        if kind == "ok":
+            self.failpoints.hit("orchestrator.before_result_event")
+            self.jobs_done += 1
+            return COMMON["complete_job"], {**ids, "result": Jsonb(data), "result_event_id": None}
+        if kind == "fail":
+            error, retryable = data
+            log.info("event=job_failed job_id=%s retryable=%s error=%s", job["job_id"], retryable, error)
+            return COMMON["fail_job"], {**ids, "error": error[:2000], "retryable": retryable}
+        return COMMON["release_job"], ids

@@ -174,8 +174,13 @@ DECLARE
     v_job   executor_jobs%ROWTYPE;
     v_event uuid := p_result_event_id;
 BEGIN
-    v_job := lock_job_for_run(p_job_id, p_run_id);
-    IF v_job.id IS NULL THEN
+    -- lock_job_for_run's fence in one statement: completion is the hot path.
+    SELECT j.* INTO v_job
+      FROM executor_jobs j
+      JOIN executor_job_runs r ON r.id = p_run_id AND r.job_id = j.id AND r.finished_at IS NULL
+     WHERE j.id = p_job_id AND j.status = 'running'
+       FOR UPDATE OF j;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     IF v_job.kind = 'execution' THEN

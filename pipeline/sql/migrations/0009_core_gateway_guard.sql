@@ -13,13 +13,14 @@ RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_mode     text := pipeline_setting('gateway_mode', 'compat');
+    v_mode     text;
     v_source   text := coalesce(NEW.materialized_via, 'direct_insert');
     v_event_id uuid;
 BEGIN
     IF current_setting('pipeline.via_gateway', true) = 'on' THEN
-        RETURN NEW;
+        RETURN NEW;  -- the gateway's own insert: the hot path, so nothing else is read before this
     END IF;
+    v_mode := pipeline_setting('gateway_mode', 'compat');
     IF v_mode = 'strict' THEN
         RAISE EXCEPTION USING ERRCODE = 'PJ003',
             MESSAGE = format('direct insert into executor_jobs rejected (gateway_mode=strict): job_type=%s, '

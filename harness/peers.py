@@ -1,0 +1,83 @@
+"""Peer baselines for `harness bench`: other Postgres queues draining trivial jobs on the same server.
+
+"Faster than pgqueuer on trivial jobs" is a claim about two systems on one machine at one moment, so the peer
+runs inside `harness bench`, against the same Postgres, between our own figures. Its trivial job does nothing
+at all: pgqueuer's cost is its dequeue and its completion log. pgqueuer runs on asyncpg, its fastest driver,
+in its own scratch database so its schema never touches the pipeline's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+import uuid
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from harness.provision import Provider
+
+
+def pgqueuer_available() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("pgqueuer", "asyncpg"))
+
+
+def pgqueuer_rates(provider: Provider, jobs: int, batches: tuple[int, ...] = (1, 10)) -> dict[int, float]:
+    """Jobs/s of one pgqueuer QueueManager draining `jobs` no-op jobs, per batch size."""
+    name = f"harness_peer_pgqueuer_{uuid.uuid4().hex[:8]}"
+    admin = provider.admin_dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # name built above from hex digits only
+    try:
+        dsn = make_conninfo(admin, dbname=name)
+        return {batch: asyncio.run(_drain(dsn, jobs, batch)) for batch in batches}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _drain(dsn: str, jobs: int, batch: int) -> float:
+    import asyncpg
+    from pgqueuer import types
+    from pgqueuer.adapters.persistence.queries import Queries
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.qm import QueueManager
+
+    conn = await asyncpg.connect(**_asyncpg_params(dsn))
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        if not await queries.has_table("pgqueuer"):
+            await queries.install()
+        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
+        manager = QueueManager(queries)
+        done = 0
+
+        @manager.entrypoint("trivial")
+        async def trivial(_job: object) -> None:
+            nonlocal done
+            done += 1
+
+        for start in range(0, jobs, 1000):
+            count = min(1000, jobs - start)
+            await queries.enqueue(["trivial"] * count, [b"x"] * count, [0] * count)
+        started = time.perf_counter()
+        await manager.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
+        return done / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def _asyncpg_params(dsn: str) -> dict[str, object]:
+    parts = conninfo_to_dict(dsn)
+    return {
+        key: value
+        for key, value in {
+            "host": parts.get("host"),
+            "port": int(parts["port"]) if parts.get("port") else None,
+            "user": parts.get("user"),
+            "password": parts.get("password"),
+            "database": parts.get("dbname"),
+        }.items()
+        if value is not None
+    }
