@@ -80,7 +80,7 @@ def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> flo
         started = time.perf_counter()
         with system:
             started = time.perf_counter()
-            while conn.execute(Q["remaining_protect"]).fetchone()[0] > 0:
+            while conn.execute(Q["execution_left"]).fetchone()[0]:
                 time.sleep(0.01)
             elapsed = time.perf_counter() - started
     return jobs / elapsed
