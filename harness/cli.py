@@ -268,6 +268,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A process started in the background by a non-interactive shell (a CI script's `cmd &`) inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: a Ctrl-C sent to it would be lost and the
+    # servers and workers it started left running. Take the signal back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["proxy"]:
         from harness.proxy.__main__ import main as proxy_main

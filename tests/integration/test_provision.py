@@ -47,8 +47,9 @@ def test_ctrl_c_in_a_harness_process_cleans_up(tmp_path: Path) -> None:
     script = tmp_path / "hold.py"
     script.write_text(
         textwrap.dedent("""
-        import sys, time
+        import signal, sys, time
         from harness.provision import EmbeddedPostgres
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as if run from a terminal, even under `&`
         with EmbeddedPostgres(ready_clones=0) as server:
             print(server.process.pid, server.folder, server.port, flush=True)
             time.sleep(120)
