@@ -61,14 +61,20 @@ def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
         started = time.perf_counter()
         done = 0
         while rows := conn.execute(Q["claim_execution"], {"limit": batch}).fetchall():
-            if len(rows) == 1:
-                conn.execute(Q["complete"], {"job_id": rows[0][0], "run_id": rows[0][1]})
-            else:
-                with conn.pipeline(), conn.transaction():
-                    for job_id, run_id in rows:
-                        conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
+            complete_all(conn, rows)
             done += len(rows)
         return done / (time.perf_counter() - started)
+
+
+def complete_all(conn: psycopg.Connection[Any], runs: list[Any]) -> None:
+    """Complete claimed (job_id, run_id) pairs on an autocommit connection: one alone is one statement,
+    several are pipelined in one transaction, as the orchestrator writes a batch."""
+    if len(runs) == 1:
+        conn.execute(Q["complete"], {"job_id": runs[0][0], "run_id": runs[0][1]})
+        return
+    with conn.pipeline(), conn.transaction():
+        for job_id, run_id in runs:
+            conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
 
 
 def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
@@ -133,10 +139,7 @@ def soak(dsn: str, minutes: float, window_s: float = 30.0, batch: int = 10) -> l
                     with conn.transaction(), conn.cursor() as cur:
                         cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
                     continue
-                decisions = conn.execute(Q["claim_decision"], {"limit": batch}).fetchall()
-                with conn.pipeline(), conn.transaction():
-                    for job_id, run_id in [*rows, *decisions]:
-                        conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
+                complete_all(conn, [*rows, *conn.execute(Q["claim_decision"], {"limit": batch}).fetchall()])
                 done += len(rows)
             rates.append(done / (time.monotonic() - started))
     return rates

@@ -100,8 +100,12 @@ class Worker:
             "limit": self.config.batch,
             "lease_seconds": self.config.lease_seconds,
         }
-        # The claim is one statement, so it runs as its own transaction: one round trip instead of three
-        # (BEGIN, claim, COMMIT). Toggling autocommit is client-side only.
+        return self.alone(query, params)
+
+    def alone(self, query: str, params: dict[str, Any]) -> list[Any]:
+        """Run one statement on `work` as its own transaction: one round trip instead of three (BEGIN, the
+        statement, COMMIT). Toggling autocommit is client-side only."""
+        assert self.work is not None
         self.work.autocommit = True
         try:
             return self.work.execute(query, params).fetchall()

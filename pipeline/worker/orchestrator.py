@@ -76,11 +76,7 @@ class Orchestrator(Worker):
         if len(outcomes) == 1:
             statement = self._statement(*outcomes[0])
             self.failpoints.hit("orchestrator.before_commit")
-            conn.autocommit = True
-            try:
-                conn.execute(*statement)
-            finally:
-                conn.autocommit = False
+            self.alone(*statement)
             return
         with conn.pipeline():
             for outcome in outcomes:

@@ -149,10 +149,13 @@ AS $$
 DECLARE
     v_job executor_jobs%ROWTYPE;
 BEGIN
-    SELECT * INTO v_job FROM executor_jobs j WHERE j.id = p_job_id FOR UPDATE;
-    IF NOT FOUND OR v_job.status <> 'running' OR NOT EXISTS (
-        SELECT 1 FROM executor_job_runs r WHERE r.id = p_run_id AND r.job_id = p_job_id AND r.finished_at IS NULL
-    ) THEN
+    -- One statement: every completion, failure and release passes through this fence.
+    SELECT j.* INTO v_job
+      FROM executor_jobs j
+      JOIN executor_job_runs r ON r.id = p_run_id AND r.job_id = j.id AND r.finished_at IS NULL
+     WHERE j.id = p_job_id AND j.status = 'running'
+       FOR UPDATE OF j;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     RETURN v_job;
@@ -174,13 +177,8 @@ DECLARE
     v_job   executor_jobs%ROWTYPE;
     v_event uuid := p_result_event_id;
 BEGIN
-    -- lock_job_for_run's fence in one statement: completion is the hot path.
-    SELECT j.* INTO v_job
-      FROM executor_jobs j
-      JOIN executor_job_runs r ON r.id = p_run_id AND r.job_id = j.id AND r.finished_at IS NULL
-     WHERE j.id = p_job_id AND j.status = 'running'
-       FOR UPDATE OF j;
-    IF NOT FOUND THEN
+    v_job := lock_job_for_run(p_job_id, p_run_id);
+    IF v_job.id IS NULL THEN
         RETURN NULL;
     END IF;
     IF v_job.kind = 'execution' THEN
