@@ -4,8 +4,8 @@ Machines are shared and noisy, so nothing here is a pass/fail threshold: the rep
 ratios to a raw-SQL baseline taken on the same server a moment earlier.
 
 - fresh database: median time to hand out a migrated clone and connect to it;
-- raw canonical step: one Python connection doing only claim -> complete_job (which appends the result
-  event, whose trigger calls the gateway for the next job), one job at a time and 10 at a time;
+- raw canonical step: one Python connection doing only claim -> complete_jobs (which appends the result
+  events, whose trigger calls the gateway for the next jobs), one job at a time and 10 at a time;
 - worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw;
 - peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway;
@@ -67,14 +67,8 @@ def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
 
 
 def complete_all(conn: psycopg.Connection[Any], runs: list[Any]) -> None:
-    """Complete claimed (job_id, run_id) pairs on an autocommit connection: one alone is one statement,
-    several are pipelined in one transaction, as the orchestrator writes a batch."""
-    if len(runs) == 1:
-        conn.execute(Q["complete"], {"job_id": runs[0][0], "run_id": runs[0][1]})
-        return
-    with conn.pipeline(), conn.transaction():
-        for job_id, run_id in runs:
-            conn.execute(Q["complete"], {"job_id": job_id, "run_id": run_id})
+    """Complete claimed (job_id, run_id) pairs with one `complete_jobs` statement, as the workers do."""
+    conn.execute(Q["complete"], {"job_ids": [r[0] for r in runs], "run_ids": [r[1] for r in runs]})
 
 
 def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:

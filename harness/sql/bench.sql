@@ -13,7 +13,9 @@ SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
 SELECT job_id, run_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
 
 -- name: complete
-SELECT complete_job(%(job_id)s, %(run_id)s, '{"sha256": "bench"}')
+-- A batch's completions in one statement, as the workers write them.
+SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
+                                   array_fill('{"sha256": "bench"}'::jsonb, ARRAY[cardinality(%(job_ids)s::bigint[])]))
 
 -- name: execution_left
 -- Whether execution work is left, read through the two partial indexes: the probe polls while the worker is

@@ -43,8 +43,7 @@ class DecisionWorker(Worker):
         # one job per transaction, so one bad job cannot hold the others back.
         ordered = sorted(jobs, key=lambda job: (str(job["entity_id"]), job["job_id"]))
         try:
-            for job in ordered:
-                self._decide(conn, job)
+            self._complete(conn, [self._decide(conn, job) for job in ordered])
             self.failpoints.hit("fase1.before_commit")
             conn.commit()
             self.jobs_done += len(ordered)
@@ -56,7 +55,8 @@ class DecisionWorker(Worker):
                 self._decide_alone(conn, job)
         return len(jobs) == self.config.batch
 
-    def _decide(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
+    def _decide(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """Append what the flow needs next; return the job and the (type, id) of each appended event."""
         events = conn.execute(Q["lock_entity_events"], {"entity_id": job["entity_id"]}).fetchone()
         appended = []
         for new in decide((events or {}).get("lock_entity_events") or []):
@@ -72,19 +72,25 @@ class DecisionWorker(Worker):
                 },
             ).fetchone()["append_event"]
             appended.append((new.type, event_id))
+        return job, appended
+
+    def _complete(
+        self, conn: psycopg.Connection[Any], decided: list[tuple[dict[str, Any], list[Any]]]
+    ) -> None:
+        """Complete every decided job with one statement; each run records the first event it appended."""
         conn.execute(
-            COMMON["complete_job"],
+            COMMON["complete_jobs"],
             {
-                "job_id": job["job_id"],
-                "run_id": job["run_id"],
-                "result": Jsonb({"appended": [t for t, _ in appended]}),
-                "result_event_id": appended[0][1] if appended else None,
+                "job_ids": [job["job_id"] for job, _ in decided],
+                "run_ids": [job["run_id"] for job, _ in decided],
+                "results": [Jsonb({"appended": [t for t, _ in appended]}) for _, appended in decided],
+                "result_event_ids": [appended[0][1] if appended else None for _, appended in decided],
             },
         )
 
     def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
         try:
-            self._decide(conn, job)
+            self._complete(conn, [self._decide(conn, job)])
             self.failpoints.hit("fase1.before_commit")
             conn.commit()
             self.jobs_done += 1

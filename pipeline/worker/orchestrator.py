@@ -2,9 +2,9 @@
 
 A batch is claimed (committed), the handlers run outside any transaction (their side effects are calls to
 the external services, idempotent per job), and then every outcome is written in one transaction: for a
-success, `complete_job` appends the canonical `job.<type>.completed` event and finishes the run and the job
-together; for a failure, `fail_job` schedules a retry with backoff or declares the job dead with its
-`job.<type>.failed` event. A worker whose lease expired meanwhile is fenced off by the SQL.
+success, `complete_jobs` appends the canonical `job.<type>.completed` event and finishes the run and the job
+together (one call for all of a batch's successes); for a failure, `fail_job` schedules a retry with backoff
+or declares the job dead with its `job.<type>.failed` event. A worker whose lease expired meanwhile is fenced off by the SQL.
 """
 
 from __future__ import annotations
@@ -68,31 +68,52 @@ class Orchestrator(Worker):
     def _record(self, conn: psycopg.Connection[Any], outcomes: list[tuple[dict[str, Any], str, Any]]) -> None:
         """Write every outcome of the batch in one transaction, in one round trip.
 
-        One outcome is one statement, sent as its own transaction. Several are pipelined inside BEGIN ...
-        COMMIT, so the worker waits for the server once per batch rather than once per job. Nothing commits
-        before the COMMIT (or, alone, before the statement leaves), so a crash at any failpoint here loses
-        the batch's writes together.
+        Every success goes into one `complete_jobs` call, which writes each table once for the whole batch;
+        failures and releases are one statement each. A single statement is sent as its own transaction;
+        several are pipelined inside BEGIN ... COMMIT, so the worker waits for the server once per batch.
+        Nothing commits before the COMMIT (or, alone, before the statement leaves), so a crash at any
+        failpoint here loses the batch's writes together.
         """
-        if len(outcomes) == 1:
-            statement = self._statement(*outcomes[0])
+        statements = self._statements(outcomes)
+        if len(statements) == 1:
             self.failpoints.hit("orchestrator.before_commit")
-            self.alone(*statement)
+            self.alone(*statements[0])
             return
         with conn.pipeline():
-            for outcome in outcomes:
-                conn.execute(*self._statement(*outcome))
+            for statement in statements:
+                conn.execute(*statement)
             self.failpoints.hit("orchestrator.before_commit")
             conn.commit()
 
-    def _statement(self, job: dict[str, Any], kind: str, data: Any) -> tuple[str, dict[str, Any]]:
-        """The statement that records one outcome; its failpoint is hit before it is sent."""
-        ids = {"job_id": job["job_id"], "run_id": job["run_id"]}
-        if kind == "ok":
-            self.failpoints.hit("orchestrator.before_result_event")
-            self.jobs_done += 1
-            return COMMON["complete_job"], {**ids, "result": Jsonb(data), "result_event_id": None}
-        if kind == "fail":
-            error, retryable = data
-            log.info("event=job_failed job_id=%s retryable=%s error=%s", job["job_id"], retryable, error)
-            return COMMON["fail_job"], {**ids, "error": error[:2000], "retryable": retryable}
-        return COMMON["release_job"], ids
+    def _statements(
+        self, outcomes: list[tuple[dict[str, Any], str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The statements that record a batch's outcomes; each outcome's failpoint is hit before any is sent."""
+        done = [(job, data) for job, kind, data in outcomes if kind == "ok"]
+        statements = []
+        if done:
+            for _ in done:
+                self.failpoints.hit("orchestrator.before_result_event")
+            self.jobs_done += len(done)
+            statements.append(
+                (
+                    COMMON["complete_jobs"],
+                    {
+                        "job_ids": [job["job_id"] for job, _ in done],
+                        "run_ids": [job["run_id"] for job, _ in done],
+                        "results": [Jsonb(data) for _, data in done],
+                        "result_event_ids": [None] * len(done),
+                    },
+                )
+            )
+        for job, kind, data in outcomes:
+            ids = {"job_id": job["job_id"], "run_id": job["run_id"]}
+            if kind == "fail":
+                error, retryable = data
+                log.info("event=job_failed job_id=%s retryable=%s error=%s", job["job_id"], retryable, error)
+                statements.append(
+                    (COMMON["fail_job"], {**ids, "error": error[:2000], "retryable": retryable})
+                )
+            elif kind == "release":
+                statements.append((COMMON["release_job"], ids))
+        return statements

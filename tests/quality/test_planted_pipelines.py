@@ -97,29 +97,34 @@ END $$;
     ),
     "result-emitted-twice": (
         """
-CREATE OR REPLACE FUNCTION complete_job(p_job_id bigint, p_run_id bigint, p_result jsonb DEFAULT '{}'::jsonb,
-    p_result_event_id uuid DEFAULT NULL, p_now timestamptz DEFAULT NULL) RETURNS uuid
+CREATE OR REPLACE FUNCTION complete_jobs(p_job_ids bigint[], p_run_ids bigint[], p_results jsonb[] DEFAULT NULL,
+    p_result_event_ids uuid[] DEFAULT NULL, p_now timestamptz DEFAULT NULL)
+RETURNS TABLE (job_id bigint, run_id bigint, result_event_id uuid)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-DECLARE v_job executor_jobs%ROWTYPE; v_event uuid := p_result_event_id;
+DECLARE v_job executor_jobs%ROWTYPE; v_event uuid; v_result jsonb;
 BEGIN
-    v_job := lock_job_for_run(p_job_id, p_run_id);
-    IF v_job.id IS NULL THEN RETURN NULL; END IF;
-    IF v_job.kind = 'execution' THEN
-        v_event := result_event_id_for(v_job.id, 'completed');
-        PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed',
-                             p_result || jsonb_build_object('job_id', v_job.id), v_job.correlation_id,
-                             v_job.trace_id, v_job.source_event_id, v_event);
-        -- the planted bug: the canonical result goes out a second time, under a fresh id
-        PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed',
-                             p_result || jsonb_build_object('job_id', v_job.id), v_job.correlation_id,
-                             v_job.trace_id, v_job.source_event_id);
-    END IF;
-    UPDATE executor_job_runs r SET finished_at = clock_timestamp(), outcome = 'succeeded', result_event_id = v_event
-     WHERE r.id = p_run_id;
-    UPDATE executor_jobs j SET status = 'succeeded', finished_at = clock_timestamp(), lease_owner = NULL,
-           lease_expires_at = NULL WHERE j.id = p_job_id;
-    RETURN coalesce(v_event, '00000000-0000-0000-0000-000000000000'::uuid);
+    FOR i IN 1 .. coalesce(cardinality(p_job_ids), 0) LOOP
+        v_job := lock_job_for_run(p_job_ids[i], p_run_ids[i]);
+        CONTINUE WHEN v_job.id IS NULL;
+        v_event := p_result_event_ids[i];
+        v_result := coalesce(p_results[i], '{}'::jsonb) || jsonb_build_object('job_id', v_job.id);
+        IF v_job.kind = 'execution' THEN
+            v_event := result_event_id_for(v_job.id, 'completed');
+            PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed', v_result,
+                                 v_job.correlation_id, v_job.trace_id, v_job.source_event_id, v_event);
+            -- the planted bug: the canonical result goes out a second time, under a fresh id
+            PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed', v_result,
+                                 v_job.correlation_id, v_job.trace_id, v_job.source_event_id);
+        END IF;
+        UPDATE executor_job_runs r SET finished_at = clock_timestamp(), outcome = 'succeeded',
+               result_event_id = v_event WHERE r.id = p_run_ids[i];
+        UPDATE executor_jobs j SET status = 'succeeded', finished_at = clock_timestamp(), lease_owner = NULL,
+               lease_expires_at = NULL WHERE j.id = v_job.id;
+        job_id := v_job.id; run_id := p_run_ids[i];
+        result_event_id := coalesce(v_event, '00000000-0000-0000-0000-000000000000'::uuid);
+        RETURN NEXT;
+    END LOOP;
 END $$;
 """,
         "steady-state",

@@ -19,6 +19,11 @@ SELECT failpoint_hit(%(name)s, %(action)s)
 -- name: complete_job
 SELECT complete_job(%(job_id)s, %(run_id)s, %(result)s, %(result_event_id)s)
 
+-- name: complete_jobs
+-- A batch's completions in one statement: each table is written once for the whole batch.
+SELECT job_id FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[], %(results)s::jsonb[],
+                                 %(result_event_ids)s::uuid[])
+
 -- name: fail_job
 SELECT fail_job(%(job_id)s, %(run_id)s, %(error)s, %(retryable)s)
 
