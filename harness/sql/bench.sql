@@ -18,10 +18,9 @@ SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
                                    array_fill('{"sha256": "bench"}'::jsonb, ARRAY[cardinality(%(job_ids)s::bigint[])]))
 
 -- name: execution_left
--- Whether execution work is left, read through the two partial indexes: the probe polls while the worker is
--- measured, so it must not load the server (a count over the table did, by a few percent).
-SELECT EXISTS (SELECT 1 FROM executor_jobs WHERE kind = 'execution' AND status IN ('queued', 'retrying'))
-    OR EXISTS (SELECT 1 FROM executor_jobs WHERE status = 'running')
+-- Whether execution work is left, read from the reference pipeline's claim queue: the probe polls while the
+-- worker is measured, so it must not load the server (a count over the table did, by a few percent).
+SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'execution' AND state IN ('ready', 'leased'))
 
 -- name: reset_queue
 TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings

@@ -98,7 +98,10 @@ END
 $$;
 
 -- The fence of every finishing call (complete, fail, release): the job, locked, when p_run_id still holds it.
--- Looked up by primary key only (a partial index on running jobs tempted the planner into scanning them all).
+-- Both rows are looked up by primary key only, whatever the statistics say. The run is read in a subquery the
+-- planner cannot flatten or push the open-run test into: otherwise "finished_at IS NULL" invites the BRIN
+-- index on finished_at, whose ranges all claim to hold NULLs (a run is summarized while it is still open), and
+-- a completion read tens of thousands of runs (measured: 13 ms per batch after two minutes under load).
 CREATE OR REPLACE FUNCTION lock_job_for_run(p_job_id bigint, p_run_id bigint)
 RETURNS executor_jobs
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -107,9 +110,9 @@ DECLARE
     v_job executor_jobs%ROWTYPE;
 BEGIN
     SELECT j.* INTO v_job
-      FROM executor_jobs j
-      JOIN executor_job_runs r ON r.id = p_run_id AND r.job_id = j.id AND r.finished_at IS NULL
-     WHERE j.id = p_job_id AND j.status = 'running' AND j.attempts = r.attempt
+      FROM (SELECT r.job_id, r.attempt, r.finished_at FROM executor_job_runs r WHERE r.id = p_run_id OFFSET 0) r
+      JOIN executor_jobs j ON j.id = r.job_id
+     WHERE j.id = p_job_id AND r.finished_at IS NULL AND j.status = 'running' AND j.attempts = r.attempt
        FOR UPDATE OF j;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -152,13 +155,19 @@ BEGIN
     WITH input AS (
         SELECT u.job_id, u.run_id, coalesce(u.result, '{}'::jsonb) AS result, u.event_id
           FROM unnest(p_job_ids, p_run_ids, p_results, p_result_event_ids) AS u (job_id, run_id, result, event_id)
+    ), held AS (
+        -- Each run by primary key, in a subquery the planner keeps whole (see lock_job_for_run).
+        SELECT i.job_id, i.run_id, i.result, i.event_id, r.attempt
+          FROM input i
+         CROSS JOIN LATERAL (SELECT x.job_id, x.attempt, x.finished_at FROM executor_job_runs x
+                              WHERE x.id = i.run_id OFFSET 0) r
+         WHERE r.job_id = i.job_id AND r.finished_at IS NULL
     ), done AS (
         UPDATE executor_jobs j
            SET status = 'succeeded', finished_at = v_now, lease_owner = NULL, lease_expires_at = NULL,
                last_error = NULL, updated_at = v_now
-          FROM input i
-          JOIN executor_job_runs r ON r.id = i.run_id AND r.finished_at IS NULL
-         WHERE j.id = i.job_id AND r.job_id = j.id AND j.status = 'running' AND j.attempts = r.attempt
+          FROM held i
+         WHERE j.id = i.job_id AND j.status = 'running' AND j.attempts = i.attempt
      RETURNING j.id, j.kind, j.job_type, j.entity_id, j.correlation_id, j.trace_id, j.source_event_id,
                i.run_id, i.result,
                CASE WHEN j.kind = 'execution' THEN result_event_id_for(j.id, 'completed') ELSE i.event_id END

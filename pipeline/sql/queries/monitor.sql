@@ -14,6 +14,7 @@ SELECT pipeline_setting('monitor_interval_s', '15')::double precision AS interva
 SELECT s.*, pipeline_setting('gap_window_s', '900')::double precision AS window_s FROM event_to_job_gap_stats() s
 
 -- name: jobs_by_status
--- Open jobs by kind and status, read through the partial indexes (finished jobs are not counted).
-SELECT kind, status, count(*) AS jobs FROM executor_jobs
- WHERE status IN ('queued', 'retrying', 'running', 'dead') GROUP BY kind, status
+-- Open and dead jobs by kind and status: the claim queue holds exactly those (finished jobs are not counted).
+SELECT j.kind, j.status, count(*) AS jobs
+  FROM executor_job_queue q JOIN executor_jobs j ON j.id = q.job_id
+ GROUP BY j.kind, j.status
