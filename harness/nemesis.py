@@ -77,6 +77,9 @@ class Nemesis:
             spec, fault, ctx, now, time.time(), None if spec.duration is None else now + spec.duration
         )
         self.history.record("nemesis", OpType.INVOKE, f"start:{spec.fault}", {"label": spec.label})
+        # Registered before it starts: a start cut short (Ctrl-C while it waits for a lock) is healed too,
+        # and every heal is safe on a fault that never fully took hold.
+        self._active.append(active)
         try:
             evidence = fault.start(ctx)
             self.history.record(
@@ -92,7 +95,6 @@ class Nemesis:
                 {"label": spec.label},
                 traceback.format_exc(limit=3),
             )
-        self._active.append(active)
 
     def _read_back(self, active: _Active) -> None:
         try:
