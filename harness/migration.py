@@ -7,6 +7,7 @@ team's folder of SQL files works the same way. Applied files are recorded in `sc
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +65,16 @@ class MigrationPlan:
         return chosen
 
     def key(self) -> str:
-        """A short stable name for databases built from this plan."""
+        """A short stable name for databases built from this plan: which migrations, and a digest of what
+        they say, so two folders (the reference pipeline and a copy with a planted bug, say) never share a
+        template in one cluster."""
         label = "all" if self.until is None else f"u{self.until}"
         if self.skip:
             label += "_s" + "_".join(self.skip)
-        return label
+        digest = hashlib.sha1()
+        for migration in self.selected():
+            digest.update(migration.path.name.encode() + b"\0" + migration.path.read_bytes() + b"\0")
+        return f"{label}_{digest.hexdigest()[:10]}"
 
 
 def load_migrations(folder: Path) -> list[Migration]:

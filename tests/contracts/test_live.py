@@ -141,6 +141,7 @@ def test_worker_role_with_insert_is_found(dsn: str, conn: Conn) -> None:
 
 def test_projection_folded_into_the_core_trigger_is_found(dsn: str, conn: Conn) -> None:
     conn.execute("DROP TRIGGER project_user_documents ON document_entities")
+    conn.execute("DROP TRIGGER project_user_documents_on_insert ON document_entities")
     conn.execute(
         "CREATE TRIGGER project_user_documents AFTER INSERT OR UPDATE OF events ON document_entities "
         "FOR EACH ROW EXECUTE FUNCTION on_document_entity_events_change()"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def test_unclassified_or_contradictory_migrations_are_refused(tmp_path: Path) ->
         load_migrations(tmp_path)
     assert "0001_schema.sql: unclassified" in str(caught.value)
     assert "0002_core_x.sql: name says 'core' but header says 'legacy'" in str(caught.value)
+
+
+def test_plans_of_different_migrations_never_share_a_template_name(
+    plan: MigrationPlan, tmp_path: Path
+) -> None:
+    copy = tmp_path / "migrations"
+    shutil.copytree(plan.folder, copy)
+    assert MigrationPlan(copy).key() == MigrationPlan(plan.folder).key()  # same files, same template
+    (copy / "0999_core_planted.sql").write_text("SELECT 1;")
+    assert MigrationPlan(copy).key() != MigrationPlan(plan.folder).key()
+    assert MigrationPlan(copy, until="0007").key() == MigrationPlan(plan.folder, until="0007").key()
+    assert MigrationPlan(plan.folder, skip=("0008",)).key().startswith("all_s0008_")
 
 
 def test_unknown_migration_version_in_a_plan(plan: MigrationPlan) -> None:

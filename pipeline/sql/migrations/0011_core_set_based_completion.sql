@@ -19,7 +19,8 @@
 --     insert, which concurrent inserters turn into multixacts;
 --   * fillfactor on the tables whose rows are rewritten in place (events appended, runs finished, the
 --     projection updated) so those updates stay HOT: no index entries for the new version;
---   * the guard's WHEN clause skips the trigger call altogether for the gateway's own inserts.
+--   * the guard's WHEN clause skips the trigger call altogether for the gateway's own inserts;
+--   * the user_documents projection runs once per statement, not once per appended row.
 
 ALTER TABLE executor_jobs DROP CONSTRAINT IF EXISTS executor_jobs_job_type_fkey;
 ALTER TABLE executor_job_runs DROP CONSTRAINT IF EXISTS executor_job_runs_job_id_fkey;
@@ -194,6 +195,55 @@ BEGIN
     SELECT d.id, d.run_id, coalesce(d.event_id, '00000000-0000-0000-0000-000000000000'::uuid) FROM done d;
 END
 $$;
+
+-- == The projection, per statement ===========================================================================
+-- The user_documents projection (0005) ran once per appended row, each run a subtransaction and an upsert;
+-- a completion of ten jobs paid that ten times. It now runs once per statement over the rows the statement
+-- wrote (a transition table), still best-effort: any error becomes a WARNING and the append goes on. Two
+-- triggers, because a trigger with a transition table fires for one kind of statement only; the one that
+-- matters is project_user_documents (appends are UPDATEs), the insert one serves writers that create an
+-- entity with its events.
+CREATE FUNCTION project_user_documents_set()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    BEGIN
+        INSERT INTO user_documents AS u (id, owner_id, status, last_event_type, last_event_at, content_sha256,
+                                         tsa_serial, anchor_height)
+        SELECT n.id, n.owner_id,
+               CASE l.type WHEN 'document.protect.requested' THEN 'protecting' WHEN 'document.anchored' THEN 'anchored'
+                           WHEN 'document.failed' THEN 'failed' ELSE 'new' END,
+               l.type, (l.event ->> 'at')::timestamptz,
+               CASE WHEN l.type = 'job.protect.completed' THEN l.event #>> '{payload,sha256}' END,
+               CASE WHEN l.type = 'job.tsa.completed' THEN l.event #>> '{payload,token,serial}' END,
+               CASE WHEN l.type = 'job.anchor.completed' THEN (l.event #>> '{payload,receipt,height}')::bigint END
+          FROM new_entities n
+         CROSS JOIN LATERAL (SELECT n.events -> -1 AS event, n.events -> -1 ->> 'type' AS type) l
+         WHERE l.event IS NOT NULL
+        ON CONFLICT (id) DO UPDATE
+           SET status = CASE WHEN EXCLUDED.status = 'new' THEN u.status ELSE EXCLUDED.status END,
+               last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
+               content_sha256 = coalesce(EXCLUDED.content_sha256, u.content_sha256),
+               tsa_serial = coalesce(EXCLUDED.tsa_serial, u.tsa_serial),
+               anchor_height = coalesce(EXCLUDED.anchor_height, u.anchor_height),
+               updated_at = clock_timestamp();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'user_documents projection skipped for % entities: % (%)',
+            (SELECT count(*) FROM new_entities), SQLERRM, SQLSTATE;
+    END;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER project_user_documents ON document_entities;
+DROP FUNCTION project_user_documents();
+CREATE TRIGGER project_user_documents
+    AFTER UPDATE ON document_entities REFERENCING NEW TABLE AS new_entities
+    FOR EACH STATEMENT EXECUTE FUNCTION project_user_documents_set();
+CREATE TRIGGER project_user_documents_on_insert
+    AFTER INSERT ON document_entities REFERENCING NEW TABLE AS new_entities
+    FOR EACH STATEMENT EXECUTE FUNCTION project_user_documents_set();
 
 -- One completion: complete_jobs with one pair. The result event id, or NULL when the run was fenced off.
 CREATE OR REPLACE FUNCTION complete_job(

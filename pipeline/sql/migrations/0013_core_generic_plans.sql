@@ -18,6 +18,6 @@ ALTER FUNCTION append_event(uuid, text, jsonb, uuid, text, uuid, uuid) SET plan_
 ALTER FUNCTION request_protection(uuid, text, text, uuid, text, uuid) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION materialize_job(text, uuid, uuid, jsonb, uuid, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION on_document_entity_events_change() SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION project_user_documents() SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION project_user_documents_set() SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION executor_job_queue_sync() SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION executor_jobs_gateway_guard() SET plan_cache_mode = force_generic_plan;
