@@ -112,9 +112,11 @@ SELECT j.id, j.kind,
  WHERE j.status <> 'succeeded';
 
 -- == Claims read the queue =====================================================================================
--- As in 0004, but the ready and expired jobs are found in the queue. The probe for expired leases reads the
--- earliest lease of the kind: the only sensible plan for it, generic or not. (The old probe, an EXISTS over
--- executor_jobs, got a generic plan after five calls that scanned the whole table whenever nothing matched.)
+-- As in 0004, but the ready and expired jobs are found in the queue, and the probe for expired leases reads
+-- the earliest lease of the kind: the only sensible plan for it, generic or not. The old probe, EXISTS
+-- (running jobs of this kind whose lease ended before $now), was planned generically after five calls, and
+-- the generic plan of an EXISTS believes a third of the table matches: it chose a sequential scan to find the
+-- first match, and when nothing matched (the normal case) every claim read the whole of executor_jobs.
 CREATE OR REPLACE FUNCTION claim_jobs_of_kind(
     p_kind          text,
     p_worker        text,
