@@ -53,6 +53,25 @@ ALTER TABLE executor_jobs RESET (vacuum_index_cleanup, autovacuum_vacuum_scale_f
                                  autovacuum_analyze_scale_factor, autovacuum_vacuum_cost_delay);
 
 -- == Keeping the queue ========================================================================================
+-- Where a job with this status stands in the queue, and the time that state is about. (SQL functions: they are
+-- inlined into the statements that use them, so a row pays no call.)
+CREATE FUNCTION job_queue_state_for(p_status text)
+RETURNS job_queue_state
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT (CASE p_status WHEN 'running' THEN 'leased' WHEN 'dead' THEN 'dead' ELSE 'ready' END)::job_queue_state $$;
+
+CREATE FUNCTION job_queue_due_at_for(
+    p_status text, p_run_at timestamptz, p_lease_expires_at timestamptz, p_finished_at timestamptz,
+    p_updated_at timestamptz
+)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE p_status WHEN 'running' THEN coalesce(p_lease_expires_at, p_run_at)
+                         WHEN 'dead' THEN coalesce(p_finished_at, p_updated_at)
+                         ELSE p_run_at END
+$$;
+
 CREATE FUNCTION executor_job_queue_sync()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -70,11 +89,8 @@ BEGIN
         DELETE FROM executor_job_queue q USING new_jobs n WHERE q.job_id = n.id AND n.status = 'succeeded';
     END IF;
     INSERT INTO executor_job_queue AS q (job_id, kind, state, due_at)
-    SELECT n.id, n.kind,
-           CASE n.status WHEN 'running' THEN 'leased' WHEN 'dead' THEN 'dead' ELSE 'ready' END::job_queue_state,
-           CASE n.status WHEN 'running' THEN coalesce(n.lease_expires_at, n.run_at)
-                         WHEN 'dead' THEN coalesce(n.finished_at, n.updated_at)
-                         ELSE n.run_at END
+    SELECT n.id, n.kind, job_queue_state_for(n.status),
+           job_queue_due_at_for(n.status, n.run_at, n.lease_expires_at, n.finished_at, n.updated_at)
       FROM new_jobs n
      WHERE n.status <> 'succeeded'
     ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, due_at = EXCLUDED.due_at
@@ -103,11 +119,8 @@ REVOKE EXECUTE ON FUNCTION executor_job_queue_sync() FROM PUBLIC;
 
 -- The jobs already there (a database migrated with work under way).
 INSERT INTO executor_job_queue (job_id, kind, state, due_at)
-SELECT j.id, j.kind,
-       CASE j.status WHEN 'running' THEN 'leased' WHEN 'dead' THEN 'dead' ELSE 'ready' END::job_queue_state,
-       CASE j.status WHEN 'running' THEN coalesce(j.lease_expires_at, j.run_at)
-                     WHEN 'dead' THEN coalesce(j.finished_at, j.updated_at)
-                     ELSE j.run_at END
+SELECT j.id, j.kind, job_queue_state_for(j.status),
+       job_queue_due_at_for(j.status, j.run_at, j.lease_expires_at, j.finished_at, j.updated_at)
   FROM executor_jobs j
  WHERE j.status <> 'succeeded';
 
