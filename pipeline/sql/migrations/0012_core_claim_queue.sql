@@ -54,10 +54,11 @@ ALTER TABLE executor_jobs RESET (vacuum_index_cleanup, autovacuum_vacuum_scale_f
 
 -- == Keeping the queue ========================================================================================
 -- Where a job with this status stands in the queue, and the time that state is about. (SQL functions: they are
--- inlined into the statements that use them, so a row pays no call.)
+-- inlined into the statements that use them, so a row pays no call. The first is STABLE, not IMMUTABLE,
+-- because reading an enum label is: Postgres inlines a function only if its body is no more volatile.)
 CREATE FUNCTION job_queue_state_for(p_status text)
 RETURNS job_queue_state
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 AS $$ SELECT (CASE p_status WHEN 'running' THEN 'leased' WHEN 'dead' THEN 'dead' ELSE 'ready' END)::job_queue_state $$;
 
 CREATE FUNCTION job_queue_due_at_for(
