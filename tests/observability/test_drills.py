@@ -51,6 +51,25 @@ def test_runbooks_find_nothing_on_a_healthy_system(fast: Conn, system_factory: S
         assert diagnosis.findings == (), f"{name} blames a healthy system: {diagnosis.findings}"
 
 
+def test_an_abandoned_lease_is_found_through_the_claim_queue(conn: Conn) -> None:
+    """Step 4 of enqueued-not-executed reads leases from executor_job_queue: a job claimed two minutes ago by
+    a worker that died, with no claimer of its kind since, is named; a fresh lease is not."""
+    entity = str(uuid.uuid4())
+    conn.execute("INSERT INTO document_entities (id) VALUES (%s)", (entity,))
+    conn.execute("SELECT materialize_job('protect', %s, gen_random_uuid())", (entity,))
+    conn.execute("SELECT materialize_job('decide_request', %s, gen_random_uuid())", (entity,))
+    conn.execute("UPDATE executor_jobs SET run_at = clock_timestamp() - interval '3 minutes'")
+    book = rb.load("enqueued-not-executed")
+    [abandoned] = conn.execute(
+        "SELECT job_id FROM claim_orchestrator_jobs('dead-worker', 1, 30, clock_timestamp() - interval '2 minutes')"
+    ).fetchone()
+    # A lease still running, of the other kind: its claim reaps decision leases only.
+    conn.execute("SELECT job_id FROM claim_initial_decision_jobs('live-worker', 1)")
+    step = next(r for r in rb.diagnose(conn.info.dsn, book).results if r.step.finding == "leases-not-reaped")
+    assert step.found and step.error is None
+    assert [row[0] for row in step.rows] == [abandoned]
+
+
 def test_a_diagnosis_cannot_change_the_database(conn: Conn, tmp_path: Path) -> None:
     path = tmp_path / "evil.md"
     path.write_text(
