@@ -6,7 +6,7 @@ so `cur.execute("insert into executor_jobs ...")` and `f"INSERT INTO {table} ...
 and messages are handed over too, but only text that starts like a SQL statement is ever parsed.
 JS/TS: '...', "..." and `...` literals (template `${...}` parts become the placeholder).
 
-Driver placeholders (`%s`, `%(name)s`, `:name`, `?`) are not Postgres syntax; `normalize` turns them into
+Driver placeholders (`%s`, `%(name)s`, psycopg's binary `%b` and text `%t`, `:name`, `?`) are not Postgres syntax; `normalize` turns them into
 `$1` so the statement parses.
 """
 
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 PLACEHOLDER = "__fmt__"
-_PYFORMAT = re.compile(r"%\((\w+)\)s|%s")
+_PYFORMAT = re.compile(r"%\((\w+)\)[sbt]|%[sbt]")  # psycopg: %s, %b (binary), %t (text)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _QMARK = re.compile(r"(?<![\w?|&])\?(?![|&\w])")
 _BRACES = re.compile(r"\{[A-Za-z_0-9.!:\[\]]*\}")

@@ -277,6 +277,16 @@ def test_unparsable_sql_file_is_a_warning_not_a_violation(tmp_path: Path) -> Non
     assert [(f.rule, f.level, f.line) for f in result.findings] == [("PGC106", Level.WARNING, 1)]
 
 
+def test_psycopg_binary_and_text_placeholders_parse(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "app/sql/queries.sql",
+        "-- name: complete\nSELECT job_id FROM complete_jobs(%(ids)b::bigint[], %(runs)t::bigint[], %s)\n",
+    )
+    result = static(tmp_path)
+    assert [f.rule for f in result.findings] == [], [f.message for f in result.findings]
+
+
 def test_allowlist_suppresses_with_its_reason_and_reports_stale_entries(tmp_path: Path) -> None:
     write(tmp_path, "app/jobs.py", DIRECT + "\n")
     write(

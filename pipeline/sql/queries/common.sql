@@ -20,9 +20,11 @@ SELECT failpoint_hit(%(name)s, %(action)s)
 SELECT complete_job(%(job_id)s, %(run_id)s, %(result)s, %(result_event_id)s)
 
 -- name: complete_jobs
--- A batch's completions in one statement: each table is written once for the whole batch.
-SELECT job_id FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[], %(results)s::jsonb[],
-                                 %(result_event_ids)s::uuid[])
+-- A batch's completions in one statement: each table is written once for the whole batch. The arrays go in
+-- binary (%b): in text, every JSON result is escaped again as an array element, which cost the worker more
+-- than the round trip (measured: 278 vs 118 us per call for ten results).
+SELECT job_id FROM complete_jobs(%(job_ids)b::bigint[], %(run_ids)b::bigint[], %(results)b::jsonb[],
+                                 %(result_event_ids)b::uuid[])
 
 -- name: fail_job
 SELECT fail_job(%(job_id)s, %(run_id)s, %(error)s, %(retryable)s)
