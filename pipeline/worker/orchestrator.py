@@ -4,7 +4,8 @@ A batch is claimed (committed), the handlers run outside any transaction (their 
 the external services, idempotent per job), and then every outcome is written in one transaction: for a
 success, `complete_jobs` appends the canonical `job.<type>.completed` event and finishes the run and the job
 together (one call for all of a batch's successes); for a failure, `fail_job` schedules a retry with backoff
-or declares the job dead with its `job.<type>.failed` event. A worker whose lease expired meanwhile is fenced off by the SQL.
+or declares the job dead with its `job.<type>.failed` event. A worker whose lease expired meanwhile is fenced
+off by the SQL.
 """
 
 from __future__ import annotations

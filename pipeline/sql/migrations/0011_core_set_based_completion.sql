@@ -133,6 +133,22 @@ BEGIN
 END
 $$;
 
+-- One completion: complete_jobs with one pair. The result event id, or NULL when the run was fenced off.
+CREATE OR REPLACE FUNCTION complete_job(
+    p_job_id bigint, p_run_id bigint, p_result jsonb DEFAULT '{}'::jsonb,
+    p_result_event_id uuid DEFAULT NULL, p_now timestamptz DEFAULT NULL
+)
+RETURNS uuid
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT c.result_event_id
+      FROM complete_jobs(ARRAY[p_job_id], ARRAY[p_run_id], ARRAY[p_result], ARRAY[p_result_event_id], p_now) c
+$$;
+
+REVOKE EXECUTE ON FUNCTION complete_jobs(bigint[], bigint[], jsonb[], uuid[], timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION complete_jobs(bigint[], bigint[], jsonb[], uuid[], timestamptz)
+    TO pipeline_decider, pipeline_executor;
+
 -- == The projection, per statement ===========================================================================
 -- The user_documents projection (0005) ran once per appended row, each run a subtransaction and an upsert;
 -- a completion of ten jobs paid that ten times. It now runs once per statement over the rows the statement
@@ -181,19 +197,3 @@ CREATE TRIGGER project_user_documents
 CREATE TRIGGER project_user_documents_on_insert
     AFTER INSERT ON document_entities REFERENCING NEW TABLE AS new_entities
     FOR EACH STATEMENT EXECUTE FUNCTION project_user_documents_set();
-
--- One completion: complete_jobs with one pair. The result event id, or NULL when the run was fenced off.
-CREATE OR REPLACE FUNCTION complete_job(
-    p_job_id bigint, p_run_id bigint, p_result jsonb DEFAULT '{}'::jsonb,
-    p_result_event_id uuid DEFAULT NULL, p_now timestamptz DEFAULT NULL
-)
-RETURNS uuid
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-    SELECT c.result_event_id
-      FROM complete_jobs(ARRAY[p_job_id], ARRAY[p_run_id], ARRAY[p_result], ARRAY[p_result_event_id], p_now) c
-$$;
-
-REVOKE EXECUTE ON FUNCTION complete_jobs(bigint[], bigint[], jsonb[], uuid[], timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION complete_jobs(bigint[], bigint[], jsonb[], uuid[], timestamptz)
-    TO pipeline_decider, pipeline_executor;
