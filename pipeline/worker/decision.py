@@ -1,13 +1,17 @@
 """fase1-executor: the decision worker. It decides; it never executes.
 
-For each claimed decision job it locks the entity's events, asks the pure state machine (`pipeline.flow`)
-what comes next, appends those events and completes the job, all in one transaction. The core trigger turns
-an appended `job.<type>.required` into its job through the gateway.
+For a claimed batch of decision jobs it locks the entities' events (one statement), asks the pure state
+machine (`pipeline.flow`) what comes next for each entity, then appends every decided event, completes every
+job and commits in one pipeline: two round trips per batch, all in one transaction. The core trigger turns
+an appended `job.<type>.required` into its job through the gateway. Two jobs of one entity in a batch are
+decided once: the decision is a function of the events, and the second would find its answer already
+appended.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import psycopg
@@ -43,9 +47,7 @@ class DecisionWorker(Worker):
         # one job per transaction, so one bad job cannot hold the others back.
         ordered = sorted(jobs, key=lambda job: (str(job["entity_id"]), job["job_id"]))
         try:
-            self._complete(conn, [self._decide(conn, job) for job in ordered])
-            self.failpoints.hit("fase1.before_commit")
-            conn.commit()
+            self._decide(conn, ordered)
             self.jobs_done += len(ordered)
         except psycopg.OperationalError:
             raise
@@ -55,24 +57,43 @@ class DecisionWorker(Worker):
                 self._decide_alone(conn, job)
         return len(jobs) == self.config.batch
 
-    def _decide(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-        """Append what the flow needs next; return the job and the (type, id) of each appended event."""
-        events = conn.execute(Q["lock_entity_events"], {"entity_id": job["entity_id"]}).fetchone()
-        appended = []
-        for new in decide((events or {}).get("lock_entity_events") or []):
-            event_id = conn.execute(
-                Q["append_event"],
-                {
-                    "entity_id": job["entity_id"],
-                    "type": new.type,
-                    "payload": Jsonb(new.payload),
-                    "correlation_id": new.correlation_id,
-                    "trace_id": new.trace_id,
-                    "causation_id": new.causation_id,
-                },
-            ).fetchone()["append_event"]
-            appended.append((new.type, event_id))
-        return job, appended
+    def _decide(self, conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> None:
+        """Decide a batch and commit it: lock and read, decide per entity, then append, complete and commit
+        in one pipeline."""
+        entity_ids = sorted({job["entity_id"] for job in jobs}, key=str)
+        rows = conn.execute(Q["lock_entities_events"], {"entity_ids": entity_ids}).fetchall()
+        events = {row["entity_id"]: row["events"] for row in rows}
+        appended: dict[Any, list[tuple[str, uuid.UUID]]] = {}
+        new_events = []
+        for entity in entity_ids:
+            for new in decide(events.get(entity) or []):
+                event_id = uuid.uuid4()
+                appended.setdefault(entity, []).append((new.type, event_id))
+                new_events.append((entity, event_id, new))
+        first = {}  # the job of each entity that records what was appended
+        for job in jobs:
+            first.setdefault(job["entity_id"], job["job_id"])
+        decided = [
+            (job, appended.get(job["entity_id"], []) if first[job["entity_id"]] == job["job_id"] else [])
+            for job in jobs
+        ]
+        with conn.pipeline():
+            if new_events:
+                conn.execute(
+                    Q["append_events"],
+                    {
+                        "entity_ids": [entity for entity, _, _ in new_events],
+                        "types": [new.type for _, _, new in new_events],
+                        "payloads": [Jsonb(new.payload) for _, _, new in new_events],
+                        "correlation_ids": [new.correlation_id for _, _, new in new_events],
+                        "trace_ids": [new.trace_id for _, _, new in new_events],
+                        "causation_ids": [new.causation_id for _, _, new in new_events],
+                        "event_ids": [event_id for _, event_id, _ in new_events],
+                    },
+                )
+            self._complete(conn, decided)
+            self.failpoints.hit("fase1.before_commit")
+            conn.commit()
 
     def _complete(
         self, conn: psycopg.Connection[Any], decided: list[tuple[dict[str, Any], list[Any]]]
@@ -90,9 +111,7 @@ class DecisionWorker(Worker):
 
     def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
         try:
-            self._complete(conn, [self._decide(conn, job)])
-            self.failpoints.hit("fase1.before_commit")
-            conn.commit()
+            self._decide(conn, [job])
             self.jobs_done += 1
         except psycopg.OperationalError:
             raise

@@ -10,7 +10,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from harness.migration import MigrationPlan, apply_migrations
-from pipeline.errors import DirectInsertRejected, MalformedEvent, UnknownJobType, translate
+from pipeline.errors import DirectInsertRejected, MalformedEvent, UnknownEntity, UnknownJobType, translate
 
 Conn = psycopg.Connection[Any]
 
@@ -201,3 +201,70 @@ def test_ambiguous_dedupe_key_bug_before_the_fix_and_gone_after(pg: Any, plan: M
         assert [m.version for m in applied][:3] == ["0008", "0009", "0010"]
         conn.execute("SELECT request_protection(%s, 'doc')", (entity,))
         assert conn.execute("SELECT count(*) FROM executor_jobs").fetchone()[0] == 1
+
+
+def test_append_events_appends_a_batch_in_order_and_each_event_makes_its_job(conn: Conn) -> None:
+    first, second = new_entity(conn), new_entity(conn)
+    rows = conn.execute(
+        "SELECT entity_id::text, event_id FROM append_events(%s::uuid[], %s, %s::jsonb[])",
+        (
+            [second, first, second],
+            ["job.tsa.required", "job.protect.required", "job.anchor.required"],
+            [Jsonb({"n": 1}), Jsonb({"n": 2}), Jsonb({"n": 3})],
+        ),
+    ).fetchall()
+    assert [r[0] for r in rows] == [second, first, second]
+    types = conn.execute(
+        "SELECT jsonb_path_query_array(events, '$[1 to last].type') FROM document_entities WHERE id = %s",
+        (second,),
+    ).fetchone()[0]
+    assert types == ["job.tsa.required", "job.anchor.required"]
+    assert [j[0] for j in jobs_of(conn, second)] == ["decide_request", "tsa", "anchor"]
+    assert [j[0] for j in jobs_of(conn, first)] == ["decide_request", "protect"]
+    ids = conn.execute(
+        "SELECT array_agg(j.source_event_id ORDER BY j.id) FROM executor_jobs j WHERE j.job_type <> 'decide_request'"
+    ).fetchone()[0]
+    assert sorted(ids) == sorted(r[1] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("types", "known", "error_type", "message"),
+    [
+        (["job.tsa.required", "Not Dotted"], True, MalformedEvent, "which is not dotted lower-case words"),
+        (["job.tsa.required", "job.tsa.required"], False, UnknownEntity, "unknown entity"),
+    ],
+    ids=["malformed", "unknown-entity"],
+)
+def test_append_events_appends_nothing_when_one_event_is_bad(
+    conn: Conn, types: list[str], known: bool, error_type: type, message: str
+) -> None:
+    entity = new_entity(conn)
+    other = new_entity(conn) if known else str(uuid.uuid4())
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(
+            "SELECT * FROM append_events(%s::uuid[], %s, %s::jsonb[])",
+            ([entity, other], types, [Jsonb({}), Jsonb({})]),
+        )
+    error = translate(caught.value)
+    assert isinstance(error, error_type) and message in str(error)
+    assert (
+        conn.execute(
+            "SELECT jsonb_array_length(events) FROM document_entities WHERE id = %s", (entity,)
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_lock_entities_events_locks_the_batch_until_the_transaction_ends(conn: Conn, dsn: str) -> None:
+    first, second = new_entity(conn), new_entity(conn)
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as other:
+        rows = holder.execute(
+            "SELECT entity_id::text, jsonb_array_length(events) FROM lock_entities_events(%s::uuid[])",
+            ([second, first],),
+        ).fetchall()
+        assert rows == sorted([(first, 1), (second, 1)])  # in id order, with their events
+        other.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute("SELECT append_event(%s, 'job.tsa.required', '{}')", (first,))
+        holder.rollback()
+        assert other.execute("SELECT append_event(%s, 'job.tsa.required', '{}')", (first,)).fetchone()[0]

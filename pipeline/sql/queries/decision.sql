@@ -3,9 +3,14 @@
 -- name: claim
 SELECT * FROM claim_initial_decision_jobs(%(worker)s, %(limit)s, %(lease_seconds)s)
 
--- name: lock_entity_events
--- The entity's events, locked until the decision commits: two decisions for one entity never interleave.
-SELECT lock_entity_events(%(entity_id)s)
+-- name: lock_entities_events
+-- The batch's entities with their events, locked in id order until the decisions commit: two decisions for one
+-- entity never interleave, and two decision workers never deadlock.
+SELECT entity_id, events FROM lock_entities_events(%(entity_ids)b::uuid[])
 
--- name: append_event
-SELECT append_event(%(entity_id)s, %(type)s, %(payload)s, %(correlation_id)s, %(trace_id)s, %(causation_id)s)
+-- name: append_events
+-- Every decided event of the batch in one statement, in the order given; ids chosen here, so the completions
+-- can be sent in the same pipeline.
+SELECT count(*) FROM append_events(%(entity_ids)b::uuid[], %(types)b::text[], %(payloads)b::jsonb[],
+                                   %(correlation_ids)b::uuid[], %(trace_ids)b::text[],
+                                   %(causation_ids)b::uuid[], %(event_ids)b::uuid[])
