@@ -70,13 +70,8 @@ class DecisionWorker(Worker):
                 event_id = uuid.uuid4()
                 appended.setdefault(entity, []).append((new.type, event_id))
                 new_events.append((entity, event_id, new))
-        first = {}  # the job of each entity that records what was appended
-        for job in jobs:
-            first.setdefault(job["entity_id"], job["job_id"])
-        decided = [
-            (job, appended.get(job["entity_id"], []) if first[job["entity_id"]] == job["job_id"] else [])
-            for job in jobs
-        ]
+        # The first job of each entity records what was appended; the others appended nothing.
+        decided = [(job, appended.pop(job["entity_id"], [])) for job in jobs]
         with conn.pipeline():
             if new_events:
                 conn.execute(

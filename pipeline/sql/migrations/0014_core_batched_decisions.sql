@@ -6,7 +6,8 @@
 --                                deadlock) until the transaction ends, with its events;
 --   append_events(...)           every decided event in one UPDATE per entity, validated first, in the order
 --                                given; the core trigger sees each one as it sees any append.
--- The worker sends the appends, the completions and the COMMIT together in one pipeline.
+-- The worker sends the appends, the completions and the COMMIT together in one pipeline. lock_entity_events
+-- (0004), the one-entity lock it replaces, has no caller left and goes.
 
 CREATE FUNCTION lock_entities_events(p_entity_ids uuid[])
 RETURNS TABLE (entity_id uuid, events jsonb)
@@ -73,3 +74,5 @@ BEGIN
     SELECT c.entity_id, (c.event ->> 'id')::uuid FROM checked c ORDER BY c.ord;
 END
 $$;
+
+DROP FUNCTION lock_entity_events(uuid);
