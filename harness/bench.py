@@ -8,7 +8,8 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
   events, whose trigger calls the gateway for the next jobs), one job at a time and 10 at a time;
 - worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw;
 - peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed);
-- core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway;
+- core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
+  entities that take a flow's 8 events, and again on entities that already hold 100;
 - e2e: real flows through every process.
 """
 
@@ -86,10 +87,28 @@ def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> flo
     return jobs / elapsed
 
 
-def append_rate(dsn: str, clients: int, seconds: float) -> float:
+# Events a flow appends to its entity (pipeline/flow.py): the request, required and completed for each of the
+# three steps, and document.anchored.
+FLOW_EVENTS = 8
+
+
+def append_rate(
+    dsn: str, clients: int, seconds: float, per_entity: int = FLOW_EVENTS, prefilled: int = 0
+) -> float:
+    """Events/s appended through the append API (core trigger, gateway, claim queue, projection) by `clients`
+    connections, each on entities of its own.
+
+    Every append rewrites its entity's whole event list, so the list's length is part of what is measured and
+    is fixed here: an entity takes `per_entity` events (a flow's worth by default), then its client moves to a
+    fresh one. With `prefilled`, every entity starts with that many events and the clients go round their
+    entities, so the figure shows what long lists cost. (An earlier version went round 200 entities per client
+    for the whole run, so a faster server measured longer lists.)"""
+    per_client = 2500 if not prefilled else 50
     with psycopg.connect(dsn) as conn:
         conn.execute(Q["reset_queue"])
-        entities = [r[0] for r in conn.execute(Q["new_entities"], {"count": clients * 200}).fetchall()]
+        entities = [r[0] for r in conn.execute(Q["new_entities"], {"count": clients * per_client}).fetchall()]
+        if prefilled:
+            conn.execute(Q["prefill_events"], {"count": prefilled})
     counts = [0] * clients
     stop = time.perf_counter() + seconds
 
@@ -98,7 +117,7 @@ def append_rate(dsn: str, clients: int, seconds: float) -> float:
         with psycopg.connect(dsn, autocommit=True) as own:
             n = 0
             while time.perf_counter() < stop:
-                own.execute(Q["require_protect"], {"entity_id": mine[n % len(mine)]})
+                own.execute(Q["require_protect"], {"entity_id": mine[(n // per_entity) % len(mine)]})
                 n += 1
             counts[index] = n
 
@@ -195,7 +214,11 @@ def run_bench(
                 report.figures[f"pgqueuer_jobs_per_s_batch{batch}"] = round(rate)
         else:
             report.notes.append("pgqueuer is not installed, so no peer figures: pip install -e '.[peers]'")
-        report.figures["append_events_per_s_4_clients"] = round(append_rate(dsn, 4, 3 if quick else 5))
+        seconds = 3 if quick else 5
+        report.figures["append_events_per_s_4_clients"] = round(append_rate(dsn, 4, seconds))
+        report.figures["append_events_per_s_4_clients_100_event_lists"] = round(
+            append_rate(dsn, 4, seconds, per_entity=1, prefilled=100)
+        )
     report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
     report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")

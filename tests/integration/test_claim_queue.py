@@ -1,6 +1,7 @@
-"""The claim queue (migration 0012) and the lean hot path (0011, 0013), against a real Postgres.
+"""The claim queue (migrations 0012, 0015) and the lean hot path (0011, 0013), against a real Postgres.
 
-- Model-based: random sequences of gateway calls, claims, completions, failures, releases, lease expiries,
+- Model-based: random sequences of gateway calls, inserts around the gateway (an operator's, a legacy one
+  redirected by the guard), claims, completions, failures, releases, lease expiries,
   re-drives by hand, deletions and truncation; after every step the queue must be exactly what
   executor_jobs says it is, and every running job must be held by exactly one open run of its attempt.
 - HOT: no index of executor_jobs covers a column that changes after the insert, and a claim-and-complete
@@ -63,6 +64,29 @@ class QueueMachine(RuleBasedStateMachine):
         source = str(uuid.uuid4())
         for _ in range(2 if repeat else 1):  # a repeated call is deduplicated by the gateway
             self.conn.execute("SELECT materialize_job(%s, %s, %s)", (job_type, self.entity, source))
+
+    @rule(job_type=st.sampled_from(JOB_TYPES))
+    def insert_around_the_gateway(self, job_type: str) -> None:
+        # An operator's insert with the guard off (replica mode fires only ALWAYS triggers): the gateway writes
+        # its jobs' queue rows itself, so the queue's insert trigger must still serve every other writer.
+        kind = "decision" if job_type.startswith("decide") else "execution"
+        with self.conn.transaction():
+            self.conn.execute("SET LOCAL session_replication_role = replica")
+            self.conn.execute(
+                "INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, "
+                "materialized_via) VALUES (%s, %s, %s, gen_random_uuid()::text, gen_random_uuid(), 'operator')",
+                (job_type, kind, self.entity),
+            )
+
+    @rule(job_type=st.sampled_from(JOB_TYPES))
+    def legacy_insert_redirected(self, job_type: str) -> None:
+        # compat mode: the guard turns a direct insert into an event, and the gateway makes the job.
+        kind = "decision" if job_type.startswith("decide") else "execution"
+        self.conn.execute(
+            "INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, materialized_via) "
+            "VALUES (%s, %s, %s, gen_random_uuid()::text, gen_random_uuid(), 'legacy')",
+            (job_type, kind, self.entity),
+        )
 
     @rule(kind=st.sampled_from(("decision", "execution")), limit=st.integers(1, 3))
     def claim(self, kind: str, limit: int) -> None:

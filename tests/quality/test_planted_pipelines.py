@@ -38,25 +38,29 @@ AS $$ SELECT * FROM claim_jobs_of_kind('execution', p_worker, p_limit, p_lease_s
     "gateway-without-dedupe": (
         """
 ALTER TABLE executor_jobs DROP CONSTRAINT executor_jobs_dedupe_key_key;
-CREATE OR REPLACE FUNCTION materialize_job(
+DROP FUNCTION materialize_job(text, uuid, uuid, jsonb, uuid, text, text);
+CREATE FUNCTION materialize_job(
     p_job_type text, p_entity_id uuid, p_source_event_id uuid, p_payload jsonb DEFAULT '{}'::jsonb,
     p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_via text DEFAULT 'direct_call')
-RETURNS TABLE (job_id bigint, dedupe_key text, created boolean)
+RETURNS materialized_job
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-DECLARE v_kind text; v_key text := p_entity_id::text || ':' || p_job_type || ':' || p_source_event_id::text;
+DECLARE v_kind text; v_result materialized_job;
 BEGIN
+    v_result.dedupe_key := p_entity_id::text || ':' || p_job_type || ':' || p_source_event_id::text;
     SELECT t.kind INTO v_kind FROM job_types t WHERE t.name = p_job_type;
     PERFORM set_config('pipeline.via_gateway', 'on', true);
     INSERT INTO executor_jobs AS j (job_type, kind, entity_id, dedupe_key, payload, source_event_id,
                                     correlation_id, trace_id, materialized_via)
-    VALUES (p_job_type, v_kind, p_entity_id, v_key, coalesce(p_payload, '{}'), p_source_event_id,
+    VALUES (p_job_type, v_kind, p_entity_id, v_result.dedupe_key, coalesce(p_payload, '{}'), p_source_event_id,
             p_correlation_id, p_trace_id, p_via)
-    RETURNING j.id INTO job_id;
+    RETURNING j.id INTO v_result.job_id;
+    INSERT INTO executor_job_queue (job_id, kind, state, due_at) SELECT j.id, j.kind, 'ready', j.run_at
+      FROM executor_jobs j WHERE j.id = v_result.job_id;
     PERFORM set_config('pipeline.via_gateway', 'off', true);
     PERFORM pg_notify('executor_jobs_' || v_kind, '');
-    dedupe_key := v_key; created := true;
-    RETURN NEXT;
+    v_result.created := true;
+    RETURN v_result;
 END $$;
 """,
         "duplicate-events",
