@@ -9,13 +9,16 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
 - worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw;
 - peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
-  entities that take a flow's 8 events, and again on entities that already hold 100;
+  entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
+  from 4 pgbench clients (no Python client sharing the machine);
 - e2e: real flows through every process.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -26,9 +29,11 @@ from typing import Any
 import psycopg
 
 from harness.e2e import run_e2e
+from harness.errors import HarnessError, MissingBinary
 from harness.migration import MigrationPlan
 from harness.peers import pgqueuer_available, pgqueuer_rates
 from harness.provision import Provider, open_provider
+from harness.provision.binaries import find_binaries
 from harness.sqlfile import named_queries
 from harness.sut import Sut, reference_sut
 from harness.system import RunningSystem, SystemOptions
@@ -130,6 +135,41 @@ def append_rate(
     return sum(counts) / (time.perf_counter() - started)
 
 
+# The same appends as append_rate's, for pgbench: client i takes entities i*2500 .. i*2500+2499 in turn, a
+# flow's worth of events each (pgbench keeps a client's variables from one transaction to the next).
+PGBENCH_APPENDS = f"""\\set step :step + 1
+\\set n :client_id * 2500 + (:step / {FLOW_EVENTS}) % 2500
+SELECT append_event(md5('bench-' || :n)::uuid, 'job.protect.required', '{{"document": "bench"}}');
+"""
+
+
+def pgbench_append_rate(dsn: str, clients: int, seconds: float) -> float | None:
+    """append_rate's figure with pgbench (Postgres' own load client, shipped with the server binaries) as the
+    clients: the path's capacity without the Python client's share of the machine (its threads take about a
+    third of a core). None when no pgbench is found beside the server binaries."""
+    try:
+        pgbench = find_binaries().bin_dir / "pgbench"
+    except MissingBinary:
+        return None
+    if not pgbench.exists():
+        return None
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+        conn.execute(Q["new_numbered_entities"], {"count": clients * 2500})
+    with tempfile.NamedTemporaryFile("w", suffix=".pgb") as script:
+        script.write(PGBENCH_APPENDS)
+        script.flush()
+        args = [str(pgbench), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2))]
+        args += ["-T", str(max(1, round(seconds))), "-D", "step=0", "-f", script.name, dsn]
+        out = subprocess.run(args, capture_output=True, text=True, check=False)
+    found = re.search(r"^tps = ([0-9.]+)", out.stdout, re.MULTILINE)
+    if out.returncode != 0 or not found:
+        raise HarnessError(
+            f"pgbench failed (exit {out.returncode}): {(out.stderr or out.stdout).strip()[-400:]}"
+        )
+    return float(found.group(1))
+
+
 def soak(dsn: str, minutes: float, window_s: float = 30.0, batch: int = 10) -> list[float]:
     """Jobs/s of the canonical step in consecutive windows over `minutes`, the queue refilled as it drains.
 
@@ -219,6 +259,11 @@ def run_bench(
         report.figures["append_events_per_s_4_clients_100_event_lists"] = round(
             append_rate(dsn, 4, seconds, per_entity=1, prefilled=100)
         )
+        by_pgbench = pgbench_append_rate(dsn, 4, seconds)
+        if by_pgbench is None:
+            report.notes.append("no pgbench beside the server binaries, so no pgbench append figure")
+        else:
+            report.figures["append_events_per_s_4_pgbench_clients"] = round(by_pgbench)
     report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
     report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")

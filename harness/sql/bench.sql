@@ -3,6 +3,10 @@
 -- name: new_entities
 INSERT INTO document_entities (id) SELECT gen_random_uuid() FROM generate_series(1, %(count)s) RETURNING id
 
+-- name: new_numbered_entities
+-- Entities whose ids a load client can compute (md5 of 'bench-' and a number from 0), for pgbench.
+INSERT INTO document_entities (id) SELECT md5('bench-' || n)::uuid FROM generate_series(0, %(count)s - 1) n
+
 -- name: prefill_events
 -- Gives every entity %(count)s events shaped like append_event's that need no job, so the appends after it
 -- rewrite long lists. (One list for all: event ids need only be unique within an entity.)
