@@ -277,7 +277,7 @@ def run_bench(
 
 
 def render(report: BenchReport) -> str:
-    lines = [f"{name:<34} {value:>10}" for name, value in report.figures.items()]
+    lines = [f"{name:<46} {value:>10}" for name, value in report.figures.items()]
     return "\n".join([*report.notes, *lines])
 
 
