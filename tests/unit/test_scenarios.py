@@ -3,6 +3,7 @@ message (file, path in the file, what was found, what is allowed), all problems 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,22 @@ def test_every_fault_and_checker_is_documented() -> None:
     checkers_doc = (root / "harness" / "checkers" / "README.md").read_text()
     assert [f for f in REGISTRY if f"`{f}`" not in scenarios_doc] == []
     assert [c for c in CHECKERS if c not in checkers_doc] == []
+
+
+DEFINES_GATEWAY = re.compile(r"CREATE (OR REPLACE )?FUNCTION materialize_job\(")
+
+
+def test_the_dedupe_key_bug_scenario_skips_every_later_rewrite_of_the_gateway() -> None:
+    # Any core migration that defines materialize_job again carries the fix with it, so a deployment that
+    # only lacks 0008 would no longer have the bug: the scenario must skip each of them (this test fails when
+    # a new migration rewrites the gateway and the scenario is not told).
+    folder = Path(__file__).resolve().parents[2] / "pipeline" / "sql" / "migrations"
+    rewrites = sorted(
+        path.name[:4]
+        for path in folder.glob("*.sql")
+        if path.name[:4] > "0007" and DEFINES_GATEWAY.search(path.read_text(encoding="utf-8"))
+    )
+    (scenario,) = load_scenarios(
+        [Path(__file__).resolve().parents[2] / "scenarios" / "ambiguous-dedupe-key-bug.yaml"]
+    )
+    assert rewrites and sorted(scenario.migrations_skip) == rewrites
