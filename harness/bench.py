@@ -119,10 +119,14 @@ def append_rate(
 
     def client(index: int) -> None:
         mine = entities[index::clients]
-        with psycopg.connect(dsn, autocommit=True) as own:
+        # One cursor and a statement prepared from the first call, as a lean client would hold them: a new
+        # cursor per call cost the client about 15% more CPU per append, taken from the server's two cores.
+        with psycopg.connect(dsn, autocommit=True) as own, own.cursor() as cur:
             n = 0
             while time.perf_counter() < stop:
-                own.execute(Q["require_protect"], {"entity_id": mine[(n // per_entity) % len(mine)]})
+                cur.execute(
+                    Q["require_protect"], {"entity_id": mine[(n // per_entity) % len(mine)]}, prepare=True
+                )
                 n += 1
             counts[index] = n
 
