@@ -95,6 +95,8 @@ def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> flo
 # Events a flow appends to its entity (pipeline/flow.py): the request, required and completed for each of the
 # three steps, and document.anchored.
 FLOW_EVENTS = 8
+# Entities each append client owns: enough that a flow-length run never comes back to a full one.
+ENTITIES_PER_CLIENT = 2500
 
 
 def append_rate(
@@ -108,7 +110,7 @@ def append_rate(
     fresh one. With `prefilled`, every entity starts with that many events and the clients go round their
     entities, so the figure shows what long lists cost. (An earlier version went round 200 entities per client
     for the whole run, so a faster server measured longer lists.)"""
-    per_client = 2500 if not prefilled else 50
+    per_client = ENTITIES_PER_CLIENT if not prefilled else 50
     with psycopg.connect(dsn) as conn:
         conn.execute(Q["reset_queue"])
         entities = [r[0] for r in conn.execute(Q["new_entities"], {"count": clients * per_client}).fetchall()]
@@ -139,10 +141,10 @@ def append_rate(
     return sum(counts) / (time.perf_counter() - started)
 
 
-# The same appends as append_rate's, for pgbench: client i takes entities i*2500 .. i*2500+2499 in turn, a
-# flow's worth of events each (pgbench keeps a client's variables from one transaction to the next).
+# The same appends as append_rate's, for pgbench: client i takes its ENTITIES_PER_CLIENT numbered entities in
+# turn, a flow's worth of events each (pgbench keeps a client's variables from one transaction to the next).
 PGBENCH_APPENDS = f"""\\set step :step + 1
-\\set n :client_id * 2500 + (:step / {FLOW_EVENTS}) % 2500
+\\set n :client_id * {ENTITIES_PER_CLIENT} + (:step / {FLOW_EVENTS}) % {ENTITIES_PER_CLIENT}
 SELECT append_event(md5('bench-' || :n)::uuid, 'job.protect.required', '{{"document": "bench"}}');
 """
 
@@ -159,7 +161,7 @@ def pgbench_append_rate(dsn: str, clients: int, seconds: float) -> float | None:
         return None
     with psycopg.connect(dsn) as conn:
         conn.execute(Q["reset_queue"])
-        conn.execute(Q["new_numbered_entities"], {"count": clients * 2500})
+        conn.execute(Q["new_numbered_entities"], {"count": clients * ENTITIES_PER_CLIENT})
     with tempfile.NamedTemporaryFile("w", suffix=".pgb") as script:
         script.write(PGBENCH_APPENDS)
         script.flush()

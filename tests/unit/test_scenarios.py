@@ -137,13 +137,12 @@ def test_the_dedupe_key_bug_scenario_skips_every_later_rewrite_of_the_gateway() 
     # Any core migration that defines materialize_job again carries the fix with it, so a deployment that
     # only lacks 0008 would no longer have the bug: the scenario must skip each of them (this test fails when
     # a new migration rewrites the gateway and the scenario is not told).
-    folder = Path(__file__).resolve().parents[2] / "pipeline" / "sql" / "migrations"
+    root = Path(__file__).resolve().parents[2]
+    folder = root / "pipeline" / "sql" / "migrations"
     rewrites = sorted(
         path.name[:4]
         for path in folder.glob("*.sql")
         if path.name[:4] > "0007" and DEFINES_GATEWAY.search(path.read_text(encoding="utf-8"))
     )
-    (scenario,) = load_scenarios(
-        [Path(__file__).resolve().parents[2] / "scenarios" / "ambiguous-dedupe-key-bug.yaml"]
-    )
+    (scenario,) = load_scenarios([root / "scenarios" / "ambiguous-dedupe-key-bug.yaml"])
     assert rewrites and sorted(scenario.migrations_skip) == rewrites

@@ -6,7 +6,7 @@
 -- claim-queue row. A profile of four clients appending put more than half of each append in those.
 -- Behaviour is unchanged: the same validation, errors, gateway contract and queue rows.
 --   * event_problem(): the validation as one SQL expression, inlined into its callers (no call, no executor);
---     validate_event() keeps its signature and raises from it.
+--     validate_event() keeps its signature, raises from it, and is called only for an event found malformed.
 --   * append_event(): the containment check (an event id already there) runs only for an id the caller gave.
 --   * The core trigger reads OLD.events and NEW.events once each, and calls the gateway as an expression.
 --   * materialize_job() returns one materialized_job row instead of a set (callers that select its columns
@@ -69,9 +69,8 @@ RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_id      uuid := coalesce(p_event_id, gen_random_uuid());
-    v_event   jsonb;
-    v_problem text;
+    v_id    uuid := coalesce(p_event_id, gen_random_uuid());
+    v_event jsonb;
 BEGIN
     v_event := jsonb_build_object(
         'id', v_id,
@@ -83,11 +82,9 @@ BEGIN
         'payload', coalesce(p_payload, '{}'::jsonb));
     -- Checked here too, not only by the core trigger, so a malformed event is refused even while an operator
     -- (or a fault) has that trigger disabled.
-    v_problem := event_problem(v_event);
-    IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'PJ002',
-            MESSAGE = format('malformed event: event %s', v_problem),
-            HINT = 'append events with append_event(entity_id, type, payload, ...), which fills id, at and trace_id';
+    -- The expression on every append; validate_event (which raises) only for a malformed one.
+    IF event_problem(v_event) IS NOT NULL THEN
+        PERFORM validate_event(v_event);
     END IF;
     -- Only an id the caller chose can already be there (a retried append): a fresh one skips reading the list.
     UPDATE document_entities e
@@ -197,7 +194,6 @@ DECLARE
     v_old_len  int := jsonb_array_length(v_old);
     v_new_len  int := jsonb_array_length(v_new);
     v_event    jsonb;
-    v_problem  text;
     v_parts    text[];
     v_job_type text;
     v_via      text;
@@ -211,11 +207,8 @@ BEGIN
     END IF;
     FOR i IN v_old_len .. v_new_len - 1 LOOP
         v_event := v_new -> i;
-        v_problem := event_problem(v_event);
-        IF v_problem IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'PJ002',
-                MESSAGE = format('malformed event: events[%s] %s', i, v_problem),
-                HINT = 'append events with append_event(entity_id, type, payload, ...), which fills id, at and trace_id';
+        IF event_problem(v_event) IS NOT NULL THEN
+            PERFORM validate_event(v_event, i);  -- raises PJ002 naming the position
         END IF;
         v_job_type := NULL;
         -- The type is validated dotted lower-case words, so splitting on dots reads it exactly.
