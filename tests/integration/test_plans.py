@@ -79,6 +79,14 @@ def plans_of_one_round(conn: Conn) -> list[str]:
     for finish in ("SELECT fail_job(%s, %s, 'down', true)", "SELECT release_job(%s, %s)"):
         job, run = conn.execute("SELECT job_id, run_id FROM claim_orchestrator_jobs('w', 1)").fetchone()
         conn.execute(finish, (job, run))
+    # A lease that expires: the next claim, an hour on, reaps it first.
+    lost = conn.execute("SELECT run_id FROM claim_orchestrator_jobs('crashed', 1, 30)").fetchone()[0]
+    conn.execute(
+        "SELECT count(*) FROM claim_orchestrator_jobs('w', 1, 30, clock_timestamp() + interval '1 hour')"
+    )
+    conn.execute("SET auto_explain.log_min_duration = -1")  # the test's own reads are not the hot path
+    outcome = conn.execute("SELECT outcome FROM executor_job_runs WHERE id = %s", (lost,)).fetchone()[0]
+    assert outcome == "lease_expired"
     return plans
 
 

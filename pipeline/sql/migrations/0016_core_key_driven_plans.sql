@@ -8,10 +8,11 @@
 -- (a fresh pipeline, or statistics taken just after a TRUNCATE) kept scanning the grown table until the next
 -- autoanalyze happened to invalidate it: in a measured run, half a benchmark's claims scanned every job.
 -- enable_seqscan = off makes a scan the planner's last resort inside these functions only; a statement with
--- no usable index still runs (a disabled path is priced, not forbidden). The reaper is left to the planner:
--- it may sweep.
+-- no usable index still runs (a disabled path is priced, not forbidden). Functions these call (mark_job_dead,
+-- the SQL helpers) inherit the setting for the length of the call.
 
 ALTER FUNCTION claim_jobs_of_kind(text, text, int, double precision, timestamptz) SET enable_seqscan = off;
+ALTER FUNCTION reap_expired_leases(text, timestamptz) SET enable_seqscan = off;
 ALTER FUNCTION complete_jobs(bigint[], bigint[], jsonb[], uuid[], timestamptz) SET enable_seqscan = off;
 ALTER FUNCTION lock_job_for_run(bigint, bigint) SET enable_seqscan = off;
 ALTER FUNCTION fail_job(bigint, bigint, text, boolean, timestamptz) SET enable_seqscan = off;
