@@ -6,7 +6,9 @@
 -- complete_jobs' run lookup a scan of executor_job_runs for every job while that table's statistics said it
 -- was nearly empty. Since 0013 each session keeps one generic plan, so a plan made while a table was small
 -- (a fresh pipeline, or statistics taken just after a TRUNCATE) kept scanning the grown table until the next
--- autoanalyze happened to invalidate it: in a measured run, half a benchmark's claims scanned every job.
+-- autoanalyze happened to invalidate it: in a measured run, half a benchmark's claims scanned every job. On a
+-- server with default autovacuum settings (PG 15, one-minute naptime), `harness e2e --flows 1000` ran at
+-- 151-165 flows/s with p99 5.7-6.3 s before this migration and 267-418 flows/s, p99 1.9-3.4 s, after it.
 -- enable_seqscan = off makes a scan the planner's last resort inside these functions only; a statement with
 -- no usable index still runs (a disabled path is priced, not forbidden). Functions these call (mark_job_dead,
 -- the SQL helpers) inherit the setting for the length of the call.
