@@ -38,3 +38,7 @@ SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'execution' AND sta
 
 -- name: reset_queue
 TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings
+
+-- name: autovacuum_naptime_s
+-- How often autovacuum wakes, in seconds: the claim queue stays lean only if it wakes often.
+SELECT setting::int FROM pg_settings WHERE name = 'autovacuum_naptime'

@@ -1,6 +1,6 @@
 """The bench's append load holds each entity's event list at the length it claims to measure, from Python
 clients and from pgbench alike: an append rewrites the whole list, so a figure taken on other lengths than
-the ones it names would mislead."""
+the ones it names would mislead. And a report names a server setting that makes its figures swing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Any
 
 import psycopg
 
-from harness.bench import FLOW_EVENTS, append_rate, pgbench_append_rate
+from harness.bench import (
+    FLOW_EVENTS,
+    LEAN_QUEUE_NAPTIME_S,
+    append_rate,
+    naptime_note,
+    pgbench_append_rate,
+    server_notes,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -45,3 +52,12 @@ def test_pgbench_clients_give_each_entity_a_flows_worth(dsn: str, conn: Conn) ->
     assert longest == FLOW_EVENTS
     required, jobs = conn.execute(JOBS_PER_EVENT).fetchone()
     assert required == jobs and jobs >= rate * 0.5
+
+
+def test_a_server_whose_autovacuum_wakes_seldom_is_named_in_the_report(dsn: str) -> None:
+    # The embedded server wakes autovacuum every second: nothing to say. A default server (one minute) gets
+    # a note that says which setting makes its figures swing and what to set it to.
+    assert server_notes(dsn) == []
+    assert naptime_note(LEAN_QUEUE_NAPTIME_S) is None
+    note = naptime_note(60)
+    assert note is not None and "autovacuum_naptime is 60 s" in note and "10 s or less" in note
