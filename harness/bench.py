@@ -12,6 +12,9 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
   entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
   from 4 pgbench clients (no Python client sharing the machine);
 - e2e: real flows through every process.
+
+The report also notes a server whose autovacuum wakes too seldom for the claim queue (its figures swing with
+the queue's dead rows: a server setting, not the pipeline).
 """
 
 from __future__ import annotations
