@@ -267,11 +267,24 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, unwound through the same cleanup as Ctrl-C."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     # A process started in the background by a non-interactive shell (a CI script's `cmd &`) inherits SIGINT
     # ignored, and Python then never raises KeyboardInterrupt: a Ctrl-C sent to it would be lost and the
     # servers and workers it started left running. Take the signal back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM is how CI cancels a job or ends one that ran out of time. Python's default would end the process
+    # on the spot, leaving its workers and services running (only the Postgres server dies with the harness)
+    # and its temp folders behind. Unwind as for Ctrl-C instead: faults healed, everything stopped, the report
+    # written. (`harness up` replaces this with its own stop.)
+    signal.signal(signal.SIGTERM, _terminate)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["proxy"]:
         from harness.proxy.__main__ import main as proxy_main
@@ -293,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; cleaned up", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(
+            f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; cleaned up", file=sys.stderr
+        )
         return EXIT_HARNESS
 
 

@@ -1,4 +1,5 @@
-"""`harness run` as CI and a person use it: exit codes, the three reports, and Ctrl-C mid-fault."""
+"""`harness run` as CI and a person use it: exit codes, the three reports, and Ctrl-C (or CI's SIGTERM)
+mid-fault."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
+import pytest
 
 from harness.wait import wait_until
 
@@ -52,7 +54,8 @@ def test_bad_scenario_file_is_bad_input_before_anything_runs(tmp_path: Path) -> 
     assert not (tmp_path / "r").exists()
 
 
-def test_ctrl_c_mid_fault_heals_tears_down_and_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_mid_fault_heals_tears_down_and_reports(tmp_path: Path, stop_signal: signal.Signals) -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [
@@ -74,7 +77,7 @@ def test_ctrl_c_mid_fault_heals_tears_down_and_reports(tmp_path: Path) -> None:
     )
     family = psutil.Process(proc.pid).children(recursive=True)
     assert len(family) >= 4  # postgres, services, workers
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop_signal)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out  # interrupted: unknown, never valid
     assert '"heal:disable-core-trigger"' in history.read_text()
