@@ -19,6 +19,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 _LISTENING = re.compile(r"listening on (\S+)")
+# How a supervised process learns the harness's pid: a protocol with the SUT, not an import.
+SUPERVISOR_ENV = "HARNESS_SUPERVISOR_PID"
 
 
 @dataclass
@@ -58,7 +60,10 @@ class Supervisor:
         self, name: str, argv: list[str], env: dict[str, str] | None = None, wait_url_s: float | None = None
     ) -> Managed:
         """Start a process. With `wait_url_s`, wait for its `listening on URL` line and keep the URL."""
-        full_env = {**os.environ, **(env or {})}
+        # Every child learns who supervises it, so a SUT's process can stop once the harness is gone even
+        # after a SIGKILL (the reference pipeline's do: pipeline/supervised.py). Its own session keeps it
+        # out of the harness's process group, and so out of a CI runner's group kill.
+        full_env = {**os.environ, **(env or {}), SUPERVISOR_ENV: str(os.getpid())}
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(

@@ -15,6 +15,7 @@ import psycopg
 
 from pipeline.errors import UnknownRole
 from pipeline.failpoint import BadFailpoint, parse_spec
+from pipeline.supervised import BadSupervisor, supervisor_pid
 
 if TYPE_CHECKING:
     from pipeline.worker.base import WorkerConfig
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.role not in ROLES:
             raise UnknownRole(f"unknown worker role {args.role!r}; expected one of: {', '.join(ROLES)}")
         parse_spec(os.environ.get("PIPELINE_FAILPOINTS", ""))
-    except (UnknownRole, BadFailpoint) as exc:
+        supervisor = supervisor_pid()
+    except (UnknownRole, BadFailpoint, BadSupervisor) as exc:
         _fail(str(exc), 3)
     if not args.dsn:
         _fail("no database: pass --dsn DSN or set PIPELINE_DSN", 3)
@@ -96,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _fail(f"cannot connect to the database ({first}); check --dsn", 3)
-    return _build(args).run()
+    return _build(args, supervisor).run()
 
 
-def _build(args: argparse.Namespace):
+def _build(args: argparse.Namespace, supervisor: int | None = None):
     from pipeline.worker.base import WorkerConfig
 
     config = WorkerConfig(
@@ -109,6 +111,7 @@ def _build(args: argparse.Namespace):
         lease_seconds=args.lease_seconds,
         db_role=args.db_role,
         worker_id=args.worker_id,
+        supervisor_pid=supervisor,
     )
     if args.role == "fase1-executor":
         from pipeline.worker.decision import DecisionWorker

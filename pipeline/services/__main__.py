@@ -15,6 +15,7 @@ from typing import NoReturn
 from pipeline.services.base import Knobs, Service, knob_problem, serve, updated_knobs
 from pipeline.services.ledger import Ledger
 from pipeline.services.tsa import TimestampAuthority
+from pipeline.supervised import BadSupervisor, supervisor_pid
 
 PROG = "python -m pipeline.services"
 HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
@@ -110,7 +111,11 @@ def parse(argv: list[str] | None) -> tuple[Service, str, int, Knobs]:
 def main(argv: list[str] | None = None) -> int:
     service, host, port, knobs = parse(argv)
     try:
-        return serve(service, host, port, knobs)
+        supervisor = supervisor_pid()
+    except BadSupervisor as exc:
+        fail(str(exc), 3)
+    try:
+        return serve(service, host, port, knobs, supervisor=supervisor)
     except OSError as exc:
         fail(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port, or 0 for any",

@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
+from pipeline.supervised import orphaned
+
 MAX_BODY_BYTES = 1 << 20
 MAX_LATENCY_MS = 600_000
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -421,8 +423,10 @@ def serve(
     port: int = 0,
     knobs: Knobs | None = None,
     out: TextIO | None = None,
+    supervisor: int | None = None,
 ) -> int:
-    """Run ``service`` until SIGTERM or SIGINT and return exit code 0.
+    """Run ``service`` until SIGTERM or SIGINT (or, with ``supervisor``, until that parent process is gone:
+    see pipeline.supervised) and return exit code 0.
 
     Prints exactly one line, ``listening on http://HOST:PORT``, once the socket accepts connections: the
     harness reads it to learn the port (``port=0`` picks a free one), so nothing else goes to stdout.
@@ -437,7 +441,8 @@ def serve(
     try:
         print(f"listening on {server.url}", file=out or sys.stdout, flush=True)
         while not stop.wait(0.5):
-            pass
+            if orphaned(supervisor):
+                break
     finally:
         server.shutdown()
         server.server_close()

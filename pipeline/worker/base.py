@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from pipeline.errors import translate
 from pipeline.failpoint import Failpoints
 from pipeline.sql import queries
+from pipeline.supervised import orphaned
 
 log = logging.getLogger("pipeline.worker")
 
@@ -39,6 +40,7 @@ class WorkerConfig:
     heartbeat_interval_s: float = 2.0
     db_role: str | None = None  # None: the role's default; "" : stay as the connecting user
     worker_id: str | None = None
+    supervisor_pid: int | None = None  # stop once this parent is gone (pipeline.supervised)
 
 
 class Worker:
@@ -64,6 +66,11 @@ class Worker:
         signal.signal(signal.SIGINT, self._ask_stop)
         backoff = 0.05
         while not self.stopping:
+            # At the top of every round, before connecting: a harness killed outright took its database with
+            # it, and the worker would otherwise retry the connection forever.
+            if orphaned(self.config.supervisor_pid):
+                log.warning("event=supervisor_gone worker=%s: stopping", self.worker_id)
+                break
             try:
                 if self.work is None:
                     self._connect()
