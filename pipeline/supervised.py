@@ -31,5 +31,17 @@ def supervisor_pid() -> int | None:
 
 
 def orphaned(supervisor: int | None) -> bool:
-    """Whether the supervisor this process was started by has gone (its parent is now another process)."""
-    return supervisor is not None and os.getppid() != supervisor
+    """Whether the supervisor this process was started by has gone.
+
+    Its own child knows at once (its parent changes). A process the SUT's command starts through a wrapper
+    (`sh -c`, `uv run`) has the wrapper as parent, so the supervisor's pid is looked up as well; a pid reused
+    within the moment would hide the loss, which only leaves the process running as before."""
+    if supervisor is None or os.getppid() == supervisor:
+        return False
+    try:
+        os.kill(supervisor, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, and another user's
+        return False
+    return False

@@ -1,5 +1,6 @@
 """Workers and services the harness started stop once the harness is gone, even after a SIGKILL that gave
-it no chance to stop them; a bad HARNESS_SUPERVISOR_PID is one clear error."""
+it no chance to stop them, and also when a wrapper (`sh -c`) stands between them and the harness, which
+must not stop them while the harness lives; a bad HARNESS_SUPERVISOR_PID is one clear error."""
 
 from __future__ import annotations
 
@@ -35,10 +36,17 @@ PARENT = textwrap.dedent(
                                             "--dsn", dsn, "--poll-interval", "0.2"])
     service = supervisor.start("tsa", [sys.executable, "-m", "pipeline.services", "tsa", "--port", "0"],
                                wait_url_s=15)
-    with psycopg.connect(dsn, autocommit=True) as conn:  # the worker is in its loop once it beats
-        while not conn.execute("SELECT count(*) FROM worker_heartbeats").fetchone()[0]:
+    # A SUT whose command goes through a wrapper: the worker's parent is the shell, not the supervisor.
+    wrapped = supervisor.start("wrapped", ["sh", "-c", f"{sys.executable} -m pipeline worker scheduler "
+                                           f"--dsn '{dsn}' --poll-interval 0.2; true"])
+    deadline = time.monotonic() + 30
+    with psycopg.connect(dsn, autocommit=True) as conn:  # both workers are in their loop once they beat
+        while conn.execute("SELECT count(*) FROM worker_heartbeats").fetchone()[0] < 2:
+            if time.monotonic() > deadline:
+                sys.exit("the two workers did not both beat within 30 s (did one stop at once?)")
             time.sleep(0.05)
-    print(worker.pid, service.pid, pg.folder, flush=True)
+    time.sleep(1)  # a few rounds: a wrapped worker must not take the shell for a lost supervisor
+    print(worker.pid, service.pid, wrapped.pid, pg.folder, flush=True)
     time.sleep(600)
     """
 )
@@ -48,11 +56,15 @@ def test_a_sigkilled_harness_takes_its_workers_and_services_with_it(tmp_path: Pa
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
+    folder = ""
     try:
         assert parent.stdout is not None
-        *pids, folder = parent.stdout.readline().split()
+        line = parent.stdout.readline()
+        assert line, "the stand-in harness ended before its children were up (its stderr is above)"
+        *pids, folder = line.split()
         children = [psutil.Process(int(pid)) for pid in pids]
-        assert len(children) == 2 and all(c.is_running() for c in children)
+        children += children[-1].children()  # the wrapped worker, under its shell
+        assert len(children) == 4 and all(c.is_running() for c in children)
         assert all(c.environ().get(SUPERVISOR_ENV) == str(parent.pid) for c in children)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
@@ -60,7 +72,7 @@ def test_a_sigkilled_harness_takes_its_workers_and_services_with_it(tmp_path: Pa
         def all_gone() -> bool:
             return not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
-        wait_until(all_gone, 15, "the worker and the service to stop after their supervisor was SIGKILLed")
+        wait_until(all_gone, 15, "the workers, the shell and the service to stop once their supervisor died")
     finally:
         parent.kill()
         # The server went with its parent; its folder is what a SIGKILL leaves (the next start reaps it too).
