@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     return _build(args, supervisor).run()
 
 
-def _build(args: argparse.Namespace, supervisor: int | None = None):
+def _build(args: argparse.Namespace, supervisor: int | None):
     from pipeline.worker.base import WorkerConfig
 
     config = WorkerConfig(

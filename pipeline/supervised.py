@@ -3,8 +3,8 @@
 The harness starts workers and services in sessions of their own, so that a fault can stop one without
 touching the others. That also keeps them out of the process-group kill a CI runner sends when it gives up
 on a job: a harness killed with SIGKILL left them running, the workers reconnecting forever. So the
-harness names itself in HARNESS_SUPERVISOR_PID, and a process started with it stops as on SIGTERM once its
-parent is another process. (Linux's parent-death signal would act sooner, but it fires when the *thread*
+harness names itself in HARNESS_SUPERVISOR_PID, and a process started with it stops as on SIGTERM once that
+process is gone. (Linux's parent-death signal would act sooner, but it fires when the *thread*
 that started the child ends, and the harness restarts workers from its fault threads.) A process started
 without the variable, by a person or a service manager, never looks.
 """

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: list[str] | None) -> tuple[Service, str, int, Knobs]:
+def parse(argv: list[str] | None) -> tuple[Service, str, int, Knobs, int | None]:
     """Parse and validate everything before starting anything; any problem exits 3 with one line."""
     args = build_parser().parse_args(argv)
     settings = {
@@ -100,20 +100,21 @@ def parse(argv: list[str] | None) -> tuple[Service, str, int, Knobs]:
         problems.append(
             f"--key-hex: {args.key_hex!r} is not allowed; expected at least 16 bytes as hex (32+ digits)"
         )
+    supervisor = None
+    try:
+        supervisor = supervisor_pid()
+    except BadSupervisor as exc:
+        problems.append(str(exc))
     if problems:
         fail("; ".join(problems), 3)
     knobs = updated_knobs(Knobs(), settings)
     kind = TimestampAuthority if args.service == "tsa" else Ledger
     service: Service = kind(key=key) if key else kind()
-    return service, args.host, args.port, knobs
+    return service, args.host, args.port, knobs, supervisor
 
 
 def main(argv: list[str] | None = None) -> int:
-    service, host, port, knobs = parse(argv)
-    try:
-        supervisor = supervisor_pid()
-    except BadSupervisor as exc:
-        fail(str(exc), 3)
+    service, host, port, knobs, supervisor = parse(argv)
     try:
         return serve(service, host, port, knobs, supervisor=supervisor)
     except OSError as exc:

@@ -95,9 +95,8 @@ def scans(plans: list[str]) -> list[str]:
     for plan in plans:
         for table in PIPELINE_TABLES:
             if re.search(rf"Seq Scan on {table}\b", plan):
-                found.append(
-                    f"{table} in: {plan.splitlines()[1][:90] if len(plan.splitlines()) > 1 else plan}"
-                )
+                lines = plan.splitlines()
+                found.append(f"{table} in: {(lines[1:] or lines)[0][:90]}")
     return found
 
 
