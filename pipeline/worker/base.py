@@ -59,6 +59,7 @@ class Worker:
         self.side: psycopg.Connection[Any] | None = None
         self.failpoints = Failpoints(self._record_hit)
         self._last_heartbeat = 0.0
+        self._db_role = ""
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -109,35 +110,48 @@ class Worker:
         }
         return self.alone(query, params)
 
-    def alone(self, query: str, params: dict[str, Any]) -> list[Any]:
-        """Run one statement on `work` as its own transaction: one round trip instead of three (BEGIN, the
-        statement, COMMIT). Toggling autocommit is client-side only."""
-        assert self.work is not None
-        self.work.autocommit = True
+    def alone(
+        self, query: str, params: dict[str, Any], conn: psycopg.Connection[Any] | None = None
+    ) -> list[Any]:
+        """Run one statement on `conn` (default `work`) as its own transaction: one round trip instead of
+        three (BEGIN, the statement, COMMIT). Toggling autocommit is client-side only."""
+        conn = conn or self.work
+        assert conn is not None
+        conn.autocommit = True
         try:
-            return self.work.execute(query, params).fetchall()
+            return conn.execute(query, params).fetchall()
         finally:
-            self.work.autocommit = False
+            conn.autocommit = False
 
     def _ask_stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
 
     # -- connections ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.work = psycopg.connect(self.config.dsn, row_factory=dict_row, application_name=self.worker_id)
         self.side = psycopg.connect(
             self.config.dsn, autocommit=True, application_name=self.worker_id + "/side"
         )
         role = self.default_db_role if self.config.db_role is None else self.config.db_role
-        if role and self.side.execute(COMMON["has_role"], {"role": role}).fetchone()[0]:  # type: ignore[index]
-            for conn in (self.work, self.side):
-                conn.execute(COMMON["set_role"], {"role": role})
-            self.work.commit()
+        has_role = role and self.side.execute(COMMON["has_role"], {"role": role}).fetchone()[0]  # type: ignore[index]
+        self._db_role = role if has_role else ""
+        if self._db_role:
+            self.side.execute(COMMON["set_role"], {"role": self._db_role})
+        self.work = self.open_work_connection("")
         for channel in (*self.channels, "pipeline_failpoints"):
             self.side.execute(f"LISTEN {channel}")  # channel names are constants of the worker class
         self._reload_failpoints()
         self._heartbeat()
         log.info("event=worker_connected worker=%s role=%s", self.worker_id, role or "(connecting user)")
+
+    def open_work_connection(self, suffix: str) -> psycopg.Connection[Any]:
+        """A transactional connection acting as the worker's database role (the side one must be open)."""
+        conn = psycopg.connect(
+            self.config.dsn, row_factory=dict_row, application_name=self.worker_id + suffix
+        )
+        if self._db_role:
+            conn.execute(COMMON["set_role"], {"role": self._db_role})
+            conn.commit()
+        return conn
 
     def _disconnect(self) -> None:
         for conn in (self.work, self.side):

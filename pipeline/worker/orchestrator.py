@@ -6,6 +6,10 @@ success, `complete_jobs` appends the canonical `job.<type>.completed` event and 
 together (one call for all of a batch's successes); for a failure, `fail_job` schedules a retry with backoff
 or declares the job dead with its `job.<type>.failed` event. A worker whose lease expired meanwhile is fenced
 off by the SQL.
+
+The outcomes are written by background writers (`pipeline.worker.writers`) while the next batch is claimed
+and run; at most two batches are being written at once. A partial batch (the queue ran dry) and a stopping
+worker wait for every write, and a write's error surfaces in the step that collects it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from pipeline.handlers import Handler, PoisonPayload
 from pipeline.services.client import ServiceRejected
 from pipeline.sql import queries
 from pipeline.worker.base import COMMON, Worker, WorkerConfig
+from pipeline.worker.writers import Writers
 
 log = logging.getLogger("pipeline.worker.orchestrator")
 Q = queries("orchestrator")
+WRITERS = 2  # see pipeline.worker.writers for what was measured
+
+Outcome = tuple[dict[str, Any], str, Any]
 
 
 class Orchestrator(Worker):
@@ -34,26 +42,52 @@ class Orchestrator(Worker):
     def __init__(self, config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
         super().__init__(config)
         self.handlers = dict(handlers)
+        self.writers = Writers(WRITERS, "orchestrator-record")
 
     def step(self) -> bool:
-        conn = self.work
-        assert conn is not None
         jobs = self.claim(Q["claim"])
         if not jobs:
+            self.jobs_done += self.writers.settle()
             return False
         try:
             self.failpoints.hit("orchestrator.after_claim")
             outcomes = [self._execute(job) for job in jobs]
             self.failpoints.hit("orchestrator.after_side_effect")
-            self._record(conn, outcomes)
         except psycopg.OperationalError:
             raise
         except Exception as exc:  # a failpoint raised between claim and commit: fail the batch, retryably
-            conn.rollback()
-            self._record(conn, [(job, "fail", (f"{type(exc).__name__}: {exc}", True)) for job in jobs])
-        return len(jobs) == self.config.batch
+            outcomes = self._failed(jobs, exc)
+        self.jobs_done += self.writers.submit(lambda conn: self._record_batch(conn, outcomes))
+        full = len(jobs) == self.config.batch
+        if not full or self.stopping:
+            # Nothing follows at once: the caller then waits on the side connection, behind which a failpoint
+            # hit by a write would queue.
+            self.jobs_done += self.writers.settle()
+        return full
 
-    def _execute(self, job: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
+    def _record_batch(self, conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> int:
+        """Write a batch's outcomes (a writer thread runs this); the number of jobs completed."""
+        try:
+            return self._record(conn, outcomes)
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:  # a failpoint raised before the commit: fail the batch, retryably
+            conn.rollback()
+            return self._record(conn, self._failed([job for job, _, _ in outcomes], exc))
+
+    @staticmethod
+    def _failed(jobs: list[dict[str, Any]], exc: Exception) -> list[Outcome]:
+        return [(job, "fail", (f"{type(exc).__name__}: {exc}", True)) for job in jobs]
+
+    def _connect(self) -> None:
+        super()._connect()
+        self.writers.open(lambda i: self.open_work_connection(f"/write{i}"))
+
+    def _disconnect(self) -> None:
+        self.writers.close()  # the writes in flight end before their connections close under them
+        super()._disconnect()
+
+    def _execute(self, job: dict[str, Any]) -> Outcome:
         if self.stopping:
             return job, "release", None
         handler = self.handlers.get(job["job_type"])
@@ -66,8 +100,8 @@ class Orchestrator(Worker):
         except Exception as exc:
             return job, "fail", (f"{type(exc).__name__}: {exc}", True)
 
-    def _record(self, conn: psycopg.Connection[Any], outcomes: list[tuple[dict[str, Any], str, Any]]) -> None:
-        """Write every outcome of the batch in one transaction, in one round trip.
+    def _record(self, conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> int:
+        """Write every outcome of the batch in one transaction, in one round trip; the number of successes.
 
         Every success goes into one `complete_jobs` call, which writes each table once for the whole batch;
         failures and releases are one statement each. A single statement is sent as its own transaction;
@@ -78,24 +112,22 @@ class Orchestrator(Worker):
         statements = self._statements(outcomes)
         if len(statements) == 1:
             self.failpoints.hit("orchestrator.before_commit")
-            self.alone(*statements[0])
-            return
-        with conn.pipeline():
-            for statement in statements:
-                conn.execute(*statement)
-            self.failpoints.hit("orchestrator.before_commit")
-            conn.commit()
+            self.alone(*statements[0], conn=conn)
+        else:
+            with conn.pipeline():
+                for statement in statements:
+                    conn.execute(*statement)
+                self.failpoints.hit("orchestrator.before_commit")
+                conn.commit()
+        return sum(kind == "ok" for _, kind, _ in outcomes)
 
-    def _statements(
-        self, outcomes: list[tuple[dict[str, Any], str, Any]]
-    ) -> list[tuple[str, dict[str, Any]]]:
+    def _statements(self, outcomes: list[Outcome]) -> list[tuple[str, dict[str, Any]]]:
         """The statements that record a batch's outcomes; each outcome's failpoint is hit before any is sent."""
         done = [(job, data) for job, kind, data in outcomes if kind == "ok"]
         statements = []
         if done:
             for _ in done:
                 self.failpoints.hit("orchestrator.before_result_event")
-            self.jobs_done += len(done)
             statements.append(
                 (
                     COMMON["complete_jobs"],

@@ -1,0 +1,77 @@
+"""Background writers: a worker's batch outcomes committed on connections of their own while it goes on.
+
+Why: a completion is most of a job's server time. A worker that waits for it leaves its backend idle while it
+claims and runs handlers, and itself idle while the backend writes. With the writes handed to a thread (the
+GIL is released while psycopg waits on the socket), the claim of the next batch and its handlers overlap the
+commit of the last. Two writers are enough on a 2-core machine: measured in-process at batch 10, one writer
+gave 2,300-3,300 jobs/s, two 3,500-3,750, three the same as two (the server's CPU is then the limit).
+
+A standard-library thread pool does the threading; what it lacks is a connection per thread and a bound on
+the work in flight, kept here.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+
+Connection = psycopg.Connection[Any]
+
+
+class Writers:
+    """`count` threads, each write on a connection no other write is using at that moment.
+
+    At most `count` writes are in flight: `submit` first waits for the oldest until fewer are. An error of a
+    write (its connection lost, a bug) is raised by the `settle` or `submit` that collects it, so the worker's
+    loop meets it as if its own step had raised it.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count = count
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
+        self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._connections: list[Connection] = []
+        self._in_flight: collections.deque[Future[int]] = collections.deque()
+
+    def open(self, connect: Callable[[int], Connection]) -> None:
+        self._connections = [connect(i) for i in range(self.count)]
+        for conn in self._connections:
+            self._free.put(conn)
+
+    def submit(self, write: Callable[[Connection], int]) -> int:
+        """Start `write(conn)` in the background; returns what the writes collected meanwhile returned."""
+        done = self.settle(keep=self.count - 1)
+        self._in_flight.append(self._pool.submit(self._run, write))
+        return done
+
+    def settle(self, keep: int = 0) -> int:
+        """Wait until at most `keep` writes are in flight, oldest first; the sum of what they returned."""
+        done = 0
+        while len(self._in_flight) > keep:
+            done += self._in_flight.popleft().result()
+        return done
+
+    def close(self) -> None:
+        """Wait for every write in flight (their errors are dropped: the caller is already giving up on the
+        connections), then close the connections."""
+        while self._in_flight:
+            with contextlib.suppress(Exception):
+                self._in_flight.popleft().result()
+        for conn in self._connections:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._connections = []
+        self._free = queue.SimpleQueue()
+
+    def _run(self, write: Callable[[Connection], int]) -> int:
+        conn = self._free.get()
+        try:
+            return write(conn)
+        finally:
+            self._free.put(conn)

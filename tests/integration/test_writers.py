@@ -1,0 +1,108 @@
+"""The orchestrator's background writers, on real connections: the bound on writes in flight, errors that
+reach the caller, a close that waits, and a worker whose write connection is killed mid-run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from harness.wait import wait_until
+from pipeline.worker.writers import Writers
+from tests.integration.test_workers import Start, closed_as, count_events, request
+
+Conn = psycopg.Connection[Any]
+LOCK = 4242  # an advisory lock the test holds to keep writes in flight
+
+
+@pytest.fixture
+def writers(dsn: str) -> Iterator[Writers]:
+    pool = Writers(2, "test-write")
+    pool.open(lambda i: psycopg.connect(dsn, autocommit=True, application_name=f"test-write{i}"))
+    yield pool
+    pool.close()
+
+
+def blocked_write(conn: Conn) -> int:
+    """Waits for the test's advisory lock, then lets it go."""
+    conn.execute("SELECT pg_advisory_lock(%s), pg_advisory_unlock(%s)", (LOCK, LOCK))
+    return 1
+
+
+def waiting_writes(conn: Conn) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'test-write%' "
+        "AND wait_event_type = 'Lock'"
+    ).fetchone()[0]
+
+
+def test_at_most_two_writes_are_in_flight_and_their_results_are_collected(
+    conn: Conn, writers: Writers
+) -> None:
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
+    collected: list[int] = []
+    third = threading.Thread(target=lambda: collected.append(writers.submit(blocked_write)))
+    try:
+        assert writers.submit(blocked_write) == 0
+        assert writers.submit(blocked_write) == 0
+        wait_until(lambda: waiting_writes(conn) == 2, 10, "both writes to wait on the lock at once")
+        third.start()
+        third.join(0.5)
+        assert third.is_alive(), "a third write was let in while two were in flight"
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+    third.join(10)
+    assert collected == [1]  # the oldest write's result, collected to make room
+    assert writers.settle() == 2
+
+
+def test_a_failed_write_raises_where_it_is_collected_and_frees_its_connection(writers: Writers) -> None:
+    writers.submit(lambda c: c.execute("SELECT 1 / 0").fetchone()[0])
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        writers.settle()
+    # Both connections serve again (the third submit collects the first write to make room).
+    collected = sum(writers.submit(lambda c: c.execute("SELECT 1").fetchone()[0]) for _ in range(3))
+    assert collected + writers.settle() == 3
+
+
+def test_close_waits_for_the_writes_in_flight(conn: Conn, dsn: str) -> None:
+    conn.execute("CREATE TABLE written (n int)")
+    pool = Writers(2, "test-write")
+    pool.open(lambda i: psycopg.connect(dsn, autocommit=True))
+
+    def slow_insert(c: Conn) -> int:
+        c.execute("SELECT pg_sleep(0.3)")
+        c.execute("INSERT INTO written VALUES (1)")
+        return 1
+
+    for _ in range(2):
+        pool.submit(slow_insert)
+    pool.close()
+    assert conn.execute("SELECT count(*) FROM written").fetchone()[0] == 2
+
+
+def test_an_orchestrator_whose_write_connection_dies_recovers_and_duplicates_nothing(
+    conn: Conn, system_factory: Start
+) -> None:
+    conn.execute("UPDATE pipeline_settings SET value = '1' WHERE key = 'lease_seconds'")
+    system_factory()
+    entities = [request(conn) for _ in range(40)]
+
+    def kill_writes() -> int:
+        return conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name LIKE 'orchestrator%/write%'"
+        ).fetchone()[0]
+
+    wait_until(lambda: kill_writes() > 0, 30, "the orchestrator's write connections to show up")
+    wait_until(lambda: all(closed_as(conn, e) == "document.anchored" for e in entities), 60, "flows to close")
+    for entity in entities:
+        for step in ("protect", "tsa", "anchor"):
+            assert count_events(conn, entity, f"job.{step}.completed") == 1
+    reconnected = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'orchestrator%/write%'"
+    ).fetchone()[0]
+    assert reconnected == 2
