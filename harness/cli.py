@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=int, default=3000)
     bench.add_argument("--flows", type=int, default=1000)
     bench.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the step figures; each is their median"
+    )
+    bench.add_argument(
         "--soak-minutes", type=float, help="instead: the canonical step for this long, in 30 s windows"
     )
     bench.add_argument("--json", action="store_true")
@@ -214,7 +217,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise BadInput(f"--soak-minutes must be positive, got {args.soak_minutes}")
         report = run_soak(args.postgres, args.soak_minutes)
     else:
-        report = run_bench(args.postgres, jobs=args.jobs, flows=args.flows, quick=args.quick)
+        if args.rounds < 1:
+            raise BadInput(f"--rounds must be at least 1, got {args.rounds}")
+        report = run_bench(
+            args.postgres, jobs=args.jobs, flows=args.flows, quick=args.quick, rounds=args.rounds
+        )
     print(json.dumps(as_dict(report), indent=2) if args.json else render(report))
     return EXIT_FAILED if any(note.startswith("e2e: only") for note in report.notes) else EXIT_OK
 

@@ -118,6 +118,8 @@ def _postmaster_pid(conn: psycopg.Connection) -> int:
 def test_bench_soak_reports_windows_and_their_ratio() -> None:
     bad = run([*HARNESS, "bench", "--soak-minutes", "0"])
     assert bad.returncode == 3 and "--soak-minutes must be positive" in bad.stderr
+    no_rounds = run([*HARNESS, "bench", "--rounds", "0"])
+    assert no_rounds.returncode == 3 and "--rounds must be at least 1" in no_rounds.stderr
     done = run([*HARNESS, "bench", "--soak-minutes", "0.05", "--json"])
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)["figures"]
