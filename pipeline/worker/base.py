@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from pipeline.errors import translate
 from pipeline.failpoint import Failpoints
 from pipeline.sql import queries
 from pipeline.supervised import orphaned
+from pipeline.worker.writers import Writers
 
 log = logging.getLogger("pipeline.worker")
 
@@ -44,11 +46,13 @@ class WorkerConfig:
 
 
 class Worker:
-    """Subclasses set `role`, `default_db_role`, `channels` and implement `step()`."""
+    """Subclasses set `role`, `default_db_role`, `channels` and implement `step()`; a role that writes its
+    batches in the background (`hand_off`) sets `writer_count`."""
 
     role = "worker"
     default_db_role = ""
     channels: tuple[str, ...] = ()
+    writer_count = 0
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -60,6 +64,7 @@ class Worker:
         self.failpoints = Failpoints(self._record_hit)
         self._last_heartbeat = 0.0
         self._db_role = ""
+        self.writers = Writers(self.writer_count, f"{self.role}-write")
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -123,6 +128,22 @@ class Worker:
         finally:
             conn.autocommit = False
 
+    def hand_off(self, write: Callable[[psycopg.Connection[Any]], int], full: bool) -> bool:
+        """Write a claimed batch in the background (`write(conn)` returns the jobs it finished) while the
+        next is claimed; returns `full`, whether more work may be waiting.
+
+        After a partial batch or when stopping, every write is waited for: the loop then waits for a wake-up
+        on the side connection, behind which a failpoint hit by a write would queue, or ends."""
+        self.jobs_done += self.writers.submit(write)
+        if not full or self.stopping:
+            self.jobs_done += self.writers.settle()
+        return full
+
+    def idle(self) -> bool:
+        """Nothing was claimed: wait for the writes in flight, then report no work."""
+        self.jobs_done += self.writers.settle()
+        return False
+
     def _ask_stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
 
@@ -137,6 +158,7 @@ class Worker:
         if self._db_role:
             self.side.execute(COMMON["set_role"], {"role": self._db_role})
         self.work = self.open_work_connection("")
+        self.writers.open(lambda i: self.open_work_connection(f"/write{i}"))
         for channel in (*self.channels, "pipeline_failpoints"):
             self.side.execute(f"LISTEN {channel}")  # channel names are constants of the worker class
         self._reload_failpoints()
@@ -154,6 +176,7 @@ class Worker:
         return conn
 
     def _disconnect(self) -> None:
+        self.writers.close()  # the writes in flight end before their connections close under them
         for conn in (self.work, self.side):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):

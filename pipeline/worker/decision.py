@@ -6,6 +6,10 @@ job and commits in one pipeline: two round trips per batch, all in one transacti
 an appended `job.<type>.required` into its job through the gateway. Two jobs of one entity in a batch are
 decided once: the decision is a function of the events, and the second would find its answer already
 appended.
+
+A batch is decided by a background writer (`pipeline.worker.writers`) while the next is claimed. Two batches
+in flight that share an entity are serialized by its row lock: the second reads the events the first
+appended, so it decides on them, never beside them.
 """
 
 from __future__ import annotations
@@ -29,33 +33,36 @@ class DecisionWorker(Worker):
     role = "fase1-executor"
     default_db_role = "pipeline_decider"
     channels = ("executor_jobs_decision",)
+    writer_count = 2  # see pipeline.worker.writers for what was measured
 
     def step(self) -> bool:
         conn = self.work
         assert conn is not None
         jobs = self.claim(Q["claim"])
         if not jobs:
-            return False
+            return self.idle()
         self.failpoints.hit("fase1.after_claim")
         if self.stopping:
             for job in jobs:
                 conn.execute(COMMON["release_job"], {"job_id": job["job_id"], "run_id": job["run_id"]})
             conn.commit()
-            return False
+            return self.idle()
         # The whole batch in one transaction (one commit instead of ten), entities locked in a fixed order so
-        # two decision workers never deadlock. If any decision fails, the batch is rolled back and replayed
-        # one job per transaction, so one bad job cannot hold the others back.
+        # two decision batches (two workers, or this worker's two writers) never deadlock.
         ordered = sorted(jobs, key=lambda job: (str(job["entity_id"]), job["job_id"]))
+        return self.hand_off(lambda write: self._decide_batch(write, ordered), len(jobs) == self.config.batch)
+
+    def _decide_batch(self, conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> int:
+        """Decide a batch (a writer thread runs this); the number of jobs decided. If any decision fails, the
+        batch is rolled back and replayed one job per transaction, so one bad job cannot hold the others back."""
         try:
-            self._decide(conn, ordered)
-            self.jobs_done += len(ordered)
+            self._decide(conn, jobs)
+            return len(jobs)
         except psycopg.OperationalError:
             raise
         except Exception:
             conn.rollback()
-            for job in ordered:
-                self._decide_alone(conn, job)
-        return len(jobs) == self.config.batch
+            return sum(self._decide_alone(conn, job) for job in jobs)
 
     def _decide(self, conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> None:
         """Decide a batch and commit it: lock and read, decide per entity, then append, complete and commit
@@ -104,10 +111,10 @@ class DecisionWorker(Worker):
             },
         )
 
-    def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:
+    def _decide_alone(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> int:
         try:
             self._decide(conn, [job])
-            self.jobs_done += 1
+            return 1
         except psycopg.OperationalError:
             raise
         except Exception as exc:
@@ -123,3 +130,4 @@ class DecisionWorker(Worker):
                 },
             )
             conn.commit()
+            return 0

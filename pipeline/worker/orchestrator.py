@@ -25,12 +25,9 @@ from pipeline.handlers import Handler, PoisonPayload
 from pipeline.services.client import ServiceRejected
 from pipeline.sql import queries
 from pipeline.worker.base import COMMON, Worker, WorkerConfig
-from pipeline.worker.writers import Writers
 
 log = logging.getLogger("pipeline.worker.orchestrator")
 Q = queries("orchestrator")
-WRITERS = 2  # see pipeline.worker.writers for what was measured
-
 Outcome = tuple[dict[str, Any], str, Any]
 
 
@@ -38,17 +35,16 @@ class Orchestrator(Worker):
     role = "orchestrator"
     default_db_role = "pipeline_executor"
     channels = ("executor_jobs_execution",)
+    writer_count = 2  # see pipeline.worker.writers for what was measured
 
     def __init__(self, config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
         super().__init__(config)
         self.handlers = dict(handlers)
-        self.writers = Writers(WRITERS, "orchestrator-record")
 
     def step(self) -> bool:
         jobs = self.claim(Q["claim"])
         if not jobs:
-            self.jobs_done += self.writers.settle()
-            return False
+            return self.idle()
         try:
             self.failpoints.hit("orchestrator.after_claim")
             outcomes = [self._execute(job) for job in jobs]
@@ -57,13 +53,7 @@ class Orchestrator(Worker):
             raise
         except Exception as exc:  # a failpoint raised between claim and commit: fail the batch, retryably
             outcomes = self._failed(jobs, exc)
-        self.jobs_done += self.writers.submit(lambda conn: self._record_batch(conn, outcomes))
-        full = len(jobs) == self.config.batch
-        if not full or self.stopping:
-            # Nothing follows at once: the caller then waits on the side connection, behind which a failpoint
-            # hit by a write would queue.
-            self.jobs_done += self.writers.settle()
-        return full
+        return self.hand_off(lambda conn: self._record_batch(conn, outcomes), len(jobs) == self.config.batch)
 
     def _record_batch(self, conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> int:
         """Write a batch's outcomes (a writer thread runs this); the number of jobs completed."""
@@ -78,14 +68,6 @@ class Orchestrator(Worker):
     @staticmethod
     def _failed(jobs: list[dict[str, Any]], exc: Exception) -> list[Outcome]:
         return [(job, "fail", (f"{type(exc).__name__}: {exc}", True)) for job in jobs]
-
-    def _connect(self) -> None:
-        super()._connect()
-        self.writers.open(lambda i: self.open_work_connection(f"/write{i}"))
-
-    def _disconnect(self) -> None:
-        self.writers.close()  # the writes in flight end before their connections close under them
-        super()._disconnect()
 
     def _execute(self, job: dict[str, Any]) -> Outcome:
         if self.stopping:

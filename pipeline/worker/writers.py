@@ -1,5 +1,6 @@
-"""Background writers: a worker's batch outcomes committed on connections of their own while it goes on.
+"""Background writers: a worker's batches written on connections of their own while it claims the next.
 
+Both roles that take jobs use them: the orchestrator for its outcomes, the decision worker for its decisions.
 Why: a completion is most of a job's server time. A worker that waits for it leaves its backend idle while it
 claims and runs handlers, and itself idle while the backend writes. With the writes handed to a thread (the
 GIL is released while psycopg waits on the socket), the claim of the next batch and its handlers overlap the
@@ -34,7 +35,8 @@ class Writers:
 
     def __init__(self, count: int, name: str) -> None:
         self.count = count
-        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
+        # Threads start on the first submit, so a role with no writers (count 0) never starts one.
+        self._pool = ThreadPoolExecutor(max_workers=max(count, 1), thread_name_prefix=name)
         self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._connections: list[Connection] = []
         self._in_flight: collections.deque[Future[int]] = collections.deque()

@@ -106,3 +106,29 @@ def test_an_orchestrator_whose_write_connection_dies_recovers_and_duplicates_not
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'orchestrator%/write%'"
     ).fetchone()[0]
     assert reconnected == 2
+
+
+def test_decisions_in_flight_on_one_entity_decide_once(conn: Conn, system_factory: Start) -> None:
+    """Twenty copies of one request, each its own batch, two batches decided at once: the entity's row lock
+    makes each decision read what the one before it appended, so the flow starts once."""
+    entity = request(conn)
+    for _ in range(20):
+        conn.execute(
+            "SELECT append_event(%s, 'document.protect.requested', %s)", (entity, '{"document": "again"}')
+        )
+    system_factory(batch=1)
+    wait_until(lambda: closed_as(conn, entity) == "document.anchored", 30, "the flow to close")
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM executor_jobs WHERE entity_id = %s AND status <> 'succeeded'", (entity,)
+            ).fetchone()[0]
+            == 0
+        ),
+        30,
+        "every duplicate's decision job to finish",
+    )
+    for step in ("protect", "tsa", "anchor"):
+        assert count_events(conn, entity, f"job.{step}.required") == 1
+        assert count_events(conn, entity, f"job.{step}.completed") == 1
+    assert count_events(conn, entity, "document.anchored") == 1
