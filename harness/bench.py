@@ -9,7 +9,9 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
 - worker: the real orchestrator process on the same kind of seeded jobs; ratio = worker / raw. The worker
   writes a batch's outcomes while it claims the next (pipeline/worker/writers.py) and the raw client does not,
   so a ratio above 1 is expected: the baseline is the leanest serial client, not a ceiling;
-- peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed);
+- trivial jobs: the decision worker process on the pipeline's own no-op jobs (decisions that append nothing);
+- peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed), compared with
+  both: the canonical step (far more work per job than pgqueuer's) and the trivial jobs (like for like);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
   entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
   from 4 pgbench clients (no Python client sharing the machine);
@@ -83,15 +85,30 @@ def complete_all(conn: psycopg.Connection[Any], runs: list[Any]) -> None:
 
 
 def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
+    """The orchestrator process on seeded protect jobs: the canonical step, as the raw baseline runs it."""
     seed_protect_jobs(dsn, jobs)
-    options = SystemOptions(workers={"orchestrator": 1}, batch=batch, poll_interval_s=0.2)
+    return _drain_rate(sut, dsn, "orchestrator", Q["execution_left"], jobs, batch, log_dir)
+
+
+def trivial_worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
+    """The decision worker process on the pipeline's own no-op jobs: decisions for requests whose flow has
+    already started, which append nothing. Each is claimed, its entity locked and read, decided and completed:
+    the queue's whole cost with no work behind it, as pgqueuer's trivial jobs are."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+        conn.execute(Q["started_requests"], {"count": jobs})
+    return _drain_rate(sut, dsn, "fase1-executor", Q["decision_left"], jobs, batch, log_dir)
+
+
+def _drain_rate(sut: Sut, dsn: str, role: str, left: str, jobs: int, batch: int, log_dir: Path) -> float:
+    options = SystemOptions(workers={role: 1}, batch=batch, poll_interval_s=0.2)
     system = RunningSystem(sut, dsn, log_dir, options)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # The clock starts once the worker announces itself, as the raw baseline's starts when connected.
         started = time.perf_counter()
         with system:
             started = time.perf_counter()
-            while conn.execute(Q["execution_left"]).fetchone()[0]:
+            while conn.execute(left).fetchone()[0]:
                 time.sleep(0.01)
             elapsed = time.perf_counter() - started
     return jobs / elapsed
@@ -279,6 +296,9 @@ def step_rounds(
             rates.setdefault(f"worker_jobs_per_s_batch{batch}", []).append(
                 worker_rate(sut, dsn, jobs, batch, log_dir)
             )
+            rates.setdefault(f"worker_trivial_jobs_per_s_batch{batch}", []).append(
+                trivial_worker_rate(sut, dsn, jobs, batch, log_dir)
+            )
         if pgqueuer_available():
             for batch, rate in pgqueuer_rates(pg, jobs).items():
                 rates.setdefault(f"pgqueuer_jobs_per_s_batch{batch}", []).append(rate)
@@ -325,6 +345,12 @@ def run_bench(
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
     report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")
     report.ratio("worker_vs_pgqueuer_batch10", "worker_jobs_per_s_batch10", "pgqueuer_jobs_per_s_batch10")
+    for batch in (1, 10):
+        report.ratio(
+            f"worker_trivial_vs_pgqueuer_batch{batch}",
+            f"worker_trivial_jobs_per_s_batch{batch}",
+            f"pgqueuer_jobs_per_s_batch{batch}",
+        )
     e2e = run_e2e(flows, postgres)
     report.figures["e2e_flows_per_s"] = round(e2e.flows_per_s, 1)
     report.figures["e2e_p99_latency_ms"] = e2e.latency_ms.get("p99", 0.0)

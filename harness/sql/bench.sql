@@ -20,6 +20,21 @@ UPDATE document_entities
 -- name: require_protect
 SELECT append_event(%(entity_id)s, 'job.protect.required', '{"document": "bench"}')
 
+-- name: started_requests
+-- Entities whose flow has started (a request, then its protect job required), each created with both events:
+-- the core trigger gives each a decide_request job whose decision appends nothing, and a protect job nobody
+-- claims while the decision worker is measured.
+INSERT INTO document_entities (id, events)
+SELECT gen_random_uuid(),
+       jsonb_build_array(
+           jsonb_build_object('id', gen_random_uuid(), 'type', 'document.protect.requested', 'at', clock_timestamp(),
+                              'correlation_id', c, 'trace_id', new_trace_id(), 'causation_id', NULL,
+                              'payload', jsonb_build_object('document', 'bench')),
+           jsonb_build_object('id', gen_random_uuid(), 'type', 'job.protect.required', 'at', clock_timestamp(),
+                              'correlation_id', c, 'trace_id', new_trace_id(), 'causation_id', NULL,
+                              'payload', jsonb_build_object('document', 'bench')))
+  FROM generate_series(1, %(count)s), LATERAL (SELECT gen_random_uuid() AS c) corr
+
 -- name: claim_execution
 SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
 
@@ -35,6 +50,10 @@ SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
 -- Whether execution work is left, read from the reference pipeline's claim queue: the probe polls while the
 -- worker is measured, so it must not load the server (a count over the table did, by a few percent).
 SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'execution' AND state IN ('ready', 'leased'))
+
+-- name: decision_left
+-- As execution_left, for decision work.
+SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'decision' AND state IN ('ready', 'leased'))
 
 -- name: reset_queue
 TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings
