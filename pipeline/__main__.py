@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=1.0, help="polling fallback, seconds (default 1)"
     )
     worker.add_argument("--lease-seconds", type=float, default=None, help="lease length (default: setting)")
+    worker.add_argument(
+        "--writers",
+        type=int,
+        default=None,
+        help="fase1-executor and orchestrator: batches written in the background at once, each on a connection "
+        "of its own (default 2; 0 writes in the worker's own loop, with two connections in all)",
+    )
     worker.add_argument("--db-role", default=None, help="database role to SET ROLE to ('' keeps the user)")
     worker.add_argument("--tsa-url", default=os.environ.get("PIPELINE_TSA_URL", "http://127.0.0.1:8701"))
     worker.add_argument(
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         _fail("no database: pass --dsn DSN or set PIPELINE_DSN", 3)
     if args.batch < 1:
         _fail(f"--batch must be at least 1, got {args.batch}", 3)
+    if args.writers is not None and args.writers < 0:
+        _fail(f"--writers must be 0 or more, got {args.writers}", 3)
     try:
         psycopg.connect(args.dsn, connect_timeout=10).close()
     except psycopg.Error as exc:
@@ -112,6 +121,7 @@ def _build(args: argparse.Namespace, supervisor: int | None):
         db_role=args.db_role,
         worker_id=args.worker_id,
         supervisor_pid=supervisor,
+        writers=args.writers,
     )
     if args.role == "fase1-executor":
         from pipeline.worker.decision import DecisionWorker

@@ -43,6 +43,7 @@ class WorkerConfig:
     db_role: str | None = None  # None: the role's default; "" : stay as the connecting user
     worker_id: str | None = None
     supervisor_pid: int | None = None  # stop once this parent is gone (pipeline.supervised)
+    writers: int | None = None  # background writers; None: the role's `writer_count`, 0: write inline
 
 
 class Worker:
@@ -64,7 +65,8 @@ class Worker:
         self.failpoints = Failpoints(self._record_hit)
         self._last_heartbeat = 0.0
         self._db_role = ""
-        self.writers = Writers(self.writer_count, f"{self.role}-write")
+        count = self.writer_count if config.writers is None else config.writers
+        self.writers = Writers(count, f"{self.role}-write")
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -134,6 +136,11 @@ class Worker:
 
         After a partial batch or when stopping, every write is waited for: the loop then waits for a wake-up
         on the side connection, behind which a failpoint hit by a write would queue, or ends."""
+        if not self.writers.count:
+            # No writers (--writers 0): write here, on the work connection, before the next claim.
+            assert self.work is not None
+            self.jobs_done += write(self.work)
+            return full
         self.jobs_done += self.writers.submit(write)
         if not full or self.stopping:
             self.jobs_done += self.writers.settle()

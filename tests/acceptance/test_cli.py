@@ -72,6 +72,8 @@ def test_worker_bad_input_exits_3_with_one_line() -> None:
         [*PIPELINE, "worker", "orchestrator", "--dsn", "x"], env={"PIPELINE_FAILPOINTS": "nowhere=crash"}
     )
     assert bad_fp.returncode == 3 and "unknown failpoint 'nowhere'" in bad_fp.stderr
+    bad_writers = run([*PIPELINE, "worker", "orchestrator", "--dsn", "x", "--writers", "-1"])
+    assert bad_writers.returncode == 3 and "--writers must be 0 or more, got -1" in bad_writers.stderr
 
 
 def test_up_runs_until_ctrl_c_and_leaves_nothing_behind() -> None:

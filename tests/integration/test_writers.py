@@ -3,13 +3,17 @@ reach the caller, a close that waits, and a worker whose write connection is kil
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from harness.bench import Q
+from harness.supervisor import Supervisor
 from harness.wait import wait_until
 from pipeline.worker.writers import Writers
 from tests.integration.test_workers import Start, closed_as, count_events, request
@@ -132,3 +136,46 @@ def test_decisions_in_flight_on_one_entity_decide_once(conn: Conn, system_factor
         assert count_events(conn, entity, f"job.{step}.required") == 1
         assert count_events(conn, entity, f"job.{step}.completed") == 1
     assert count_events(conn, entity, "document.anchored") == 1
+
+
+def worker_connections(conn: Conn, role: str) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", (f"{role}@%",)
+    ).fetchone()[0]
+
+
+@pytest.mark.parametrize(("writers", "connections"), [(0, 2), (3, 5)])
+def test_writers_flag_sets_the_connections_and_the_work_still_gets_done(
+    conn: Conn, dsn: str, tmp_path: Path, writers: int, connections: int
+) -> None:
+    """`--writers 0` writes in the worker's own loop (two connections: work and side); `--writers N` adds N.
+    Either way every seeded job of both roles is done: protect jobs with their canonical result, and decisions
+    for flows already started, appending nothing."""
+    conn.execute(Q["started_requests"], {"count": 30})
+    with Supervisor(tmp_path) as supervisor:
+        for role in ("fase1-executor", "orchestrator"):
+            supervisor.start(
+                role,
+                [sys.executable, "-m", "pipeline", "worker", role, "--dsn", dsn, "--writers", str(writers)],
+            )
+        wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM executor_jobs WHERE status = 'succeeded' AND job_type IN ('protect', 'decide_request')"
+                ).fetchone()[0]
+                == 60
+            ),
+            30,
+            "both workers to finish their jobs",
+        )
+        for role in ("fase1-executor", "orchestrator"):
+            assert worker_connections(conn, role) == connections
+    assert count_events_of_type(conn, "job.protect.completed") == 30
+    assert count_events_of_type(conn, "job.protect.required") == 30  # the decisions appended nothing
+
+
+def count_events_of_type(conn: Conn, event_type: str) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM document_entities, jsonb_array_elements(events) e WHERE e ->> 'type' = %s",
+        (event_type,),
+    ).fetchone()[0]
