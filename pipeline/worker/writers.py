@@ -30,7 +30,7 @@ class Writers:
 
     At most `count` writes are in flight: `submit` first waits for the oldest until fewer are. An error of a
     write (its connection lost, a bug) is raised by the `settle` or `submit` that collects it, so the worker's
-    loop meets it as if its own step had raised it.
+    loop meets it as if its own step had raised it (a `submit` raises it after starting its own write).
     """
 
     def __init__(self, count: int, name: str) -> None:
@@ -47,9 +47,20 @@ class Writers:
             self._free.put(conn)
 
     def submit(self, write: Callable[[Connection], int]) -> int:
-        """Start `write(conn)` in the background; returns what the writes collected meanwhile returned."""
-        done = self.settle(keep=self.count - 1)
+        """Start `write(conn)` in the background; returns what the writes collected meanwhile returned.
+
+        The new write is started even when a collected one failed, and that error is raised after: the batch
+        in hand then still reaches the database (the caller's `close` waits for it) instead of waiting for its
+        leases to expire."""
+        done, error = 0, None
+        while len(self._in_flight) >= self.count:
+            try:
+                done += self._in_flight.popleft().result()
+            except Exception as exc:
+                error = error or exc
         self._in_flight.append(self._pool.submit(self._run, write))
+        if error is not None:
+            raise error
         return done
 
     def settle(self, keep: int = 0) -> int:

@@ -72,6 +72,17 @@ def test_a_failed_write_raises_where_it_is_collected_and_frees_its_connection(wr
     assert collected + writers.settle() == 3
 
 
+def test_a_batch_handed_over_after_a_failed_write_is_still_written(conn: Conn, dsn: str) -> None:
+    conn.execute("CREATE TABLE written (n int)")
+    pool = Writers(1, "test-write")
+    pool.open(lambda i: psycopg.connect(dsn, autocommit=True))
+    pool.submit(lambda c: c.execute("SELECT 1 / 0").fetchone()[0])
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        pool.submit(lambda c: c.execute("INSERT INTO written VALUES (1)").rowcount)
+    pool.close()  # what the worker does on an error: the batch it had just handed over is written first
+    assert conn.execute("SELECT count(*) FROM written").fetchone()[0] == 1
+
+
 def test_close_waits_for_the_writes_in_flight(conn: Conn, dsn: str) -> None:
     conn.execute("CREATE TABLE written (n int)")
     pool = Writers(2, "test-write")
