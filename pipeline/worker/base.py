@@ -65,7 +65,8 @@ class Worker:
         self.failpoints = Failpoints(self._record_hit)
         self._last_heartbeat = 0.0
         self._db_role = ""
-        count = self.writer_count if config.writers is None else config.writers
+        # --writers applies to the roles that hand batches off; the others never write in the background.
+        count = config.writers if config.writers is not None and self.writer_count else self.writer_count
         self.writers = Writers(count, f"{self.role}-write")
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -42,9 +42,10 @@ class Writers:
         self._in_flight: collections.deque[Future[int]] = collections.deque()
 
     def open(self, connect: Callable[[int], Connection]) -> None:
-        self._connections = [connect(i) for i in range(self.count)]
-        for conn in self._connections:
-            self._free.put(conn)
+        # One at a time into the list, so a failure part way leaves the ones opened for `close`.
+        for i in range(self.count):
+            self._connections.append(connect(i))
+            self._free.put(self._connections[-1])
 
     def submit(self, write: Callable[[Connection], int]) -> int:
         """Start `write(conn)` in the background; returns what the writes collected meanwhile returned.

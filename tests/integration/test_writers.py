@@ -159,12 +159,13 @@ def worker_connections(conn: Conn, role: str) -> int:
 def test_writers_flag_sets_the_connections_and_the_work_still_gets_done(
     conn: Conn, dsn: str, tmp_path: Path, writers: int, connections: int
 ) -> None:
-    """`--writers 0` writes in the worker's own loop (two connections: work and side); `--writers N` adds N.
+    """`--writers 0` writes in the worker's own loop (two connections: work and side); `--writers N` adds N
+    to the roles that take jobs (the scheduler ignores it).
     Either way every seeded job of both roles is done: protect jobs with their canonical result, and decisions
     for flows already started, appending nothing."""
     conn.execute(Q["started_requests"], {"count": 30})
     with Supervisor(tmp_path) as supervisor:
-        for role in ("fase1-executor", "orchestrator"):
+        for role in ("fase1-executor", "orchestrator", "scheduler"):
             supervisor.start(
                 role,
                 [sys.executable, "-m", "pipeline", "worker", role, "--dsn", dsn, "--writers", str(writers)],
@@ -181,6 +182,7 @@ def test_writers_flag_sets_the_connections_and_the_work_still_gets_done(
         )
         for role in ("fase1-executor", "orchestrator"):
             assert worker_connections(conn, role) == connections
+        assert worker_connections(conn, "scheduler") == 2  # it hands nothing off, so it opens no writers
     assert count_events_of_type(conn, "job.protect.completed") == 30
     assert count_events_of_type(conn, "job.protect.required") == 30  # the decisions appended nothing
 
