@@ -1,7 +1,8 @@
 -- Named queries of the decision worker (fase1-executor). Only this role claims decision jobs.
 
 -- name: claim
-SELECT * FROM claim_initial_decision_jobs(%(worker)s, %(limit)s, %(lease_seconds)s)
+-- Only the columns the worker reads: every other one is parsed into Python for nothing (a payload is JSON).
+SELECT job_id, run_id, entity_id FROM claim_initial_decision_jobs(%(worker)s, %(limit)s, %(lease_seconds)s)
 
 -- name: lock_entities_events
 -- The batch's entities with their events, locked in id order until the decisions commit: two decisions for one
