@@ -305,6 +305,21 @@ def step_rounds(
     return rates
 
 
+def append_rounds(dsn: str, rounds: int, seconds: float) -> dict[str, list[float]]:
+    """The core-trigger path's figures, each once per round (see step_rounds for why rounds): 4 Python
+    clients on a flow's 8-event lists, the same on 100-event lists, and 4 pgbench clients when found."""
+    rates: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        rates.setdefault("append_events_per_s_4_clients", []).append(append_rate(dsn, 4, seconds))
+        rates.setdefault("append_events_per_s_4_clients_100_event_lists", []).append(
+            append_rate(dsn, 4, seconds, per_entity=1, prefilled=100)
+        )
+        by_pgbench = pgbench_append_rate(dsn, 4, seconds)
+        if by_pgbench is not None:
+            rates.setdefault("append_events_per_s_4_pgbench_clients", []).append(by_pgbench)
+    return rates
+
+
 def run_bench(
     postgres: str = "embedded", jobs: int = 3000, flows: int = 1000, quick: bool = False, rounds: int = 3
 ) -> BenchReport:
@@ -323,24 +338,18 @@ def run_bench(
         dsn = pg.new_database(plan)
         report.notes.extend(server_notes(dsn))
         steps = step_rounds(sut, pg, dsn, jobs, rounds, Path(tmp))
-        report.figures.update({name: round(statistics.median(rates)) for name, rates in steps.items()})
+        appends = append_rounds(dsn, rounds, 3 if quick else 5)
+        sampled = {**steps, **appends}
+        report.figures.update({name: round(statistics.median(rates)) for name, rates in sampled.items()})
         if rounds > 1:
             report.notes.append(
-                f"step figures are medians of {rounds} interleaved rounds; their ranges: "
-                + "; ".join(f"{name} {min(r):.0f}-{max(r):.0f}" for name, r in steps.items())
+                f"step and append figures are medians of {rounds} interleaved rounds; their ranges: "
+                + "; ".join(f"{name} {min(r):.0f}-{max(r):.0f}" for name, r in sampled.items())
             )
         if not pgqueuer_available():
             report.notes.append("pgqueuer is not installed, so no peer figures: pip install -e '.[peers]'")
-        seconds = 3 if quick else 5
-        report.figures["append_events_per_s_4_clients"] = round(append_rate(dsn, 4, seconds))
-        report.figures["append_events_per_s_4_clients_100_event_lists"] = round(
-            append_rate(dsn, 4, seconds, per_entity=1, prefilled=100)
-        )
-        by_pgbench = pgbench_append_rate(dsn, 4, seconds)
-        if by_pgbench is None:
+        if "append_events_per_s_4_pgbench_clients" not in appends:
             report.notes.append("no pgbench beside the server binaries, so no pgbench append figure")
-        else:
-            report.figures["append_events_per_s_4_pgbench_clients"] = round(by_pgbench)
     report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
     report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")

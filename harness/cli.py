@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=int, default=3000)
     bench.add_argument("--flows", type=int, default=1000)
     bench.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds of the step figures; each is their median"
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the step and append figures; each is their median",
     )
     bench.add_argument(
         "--soak-minutes", type=float, help="instead: the canonical step for this long, in 30 s windows"

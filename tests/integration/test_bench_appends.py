@@ -12,6 +12,7 @@ from harness.bench import (
     FLOW_EVENTS,
     LEAN_QUEUE_NAPTIME_S,
     append_rate,
+    append_rounds,
     naptime_note,
     pgbench_append_rate,
     server_notes,
@@ -61,3 +62,9 @@ def test_a_server_whose_autovacuum_wakes_seldom_is_named_in_the_report(dsn: str)
     assert naptime_note(LEAN_QUEUE_NAPTIME_S) is None
     note = naptime_note(60)
     assert note is not None and "autovacuum_naptime is 60 s" in note and "10 s or less" in note
+
+
+def test_append_rounds_give_each_figure_one_rate_per_round(dsn: str) -> None:
+    rates = append_rounds(dsn, rounds=2, seconds=0.5)
+    assert {"append_events_per_s_4_clients", "append_events_per_s_4_clients_100_event_lists"} <= set(rates)
+    assert all(len(r) == 2 and min(r) > 0 for r in rates.values()), rates
