@@ -103,14 +103,12 @@ def trivial_worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path
 def _drain_rate(sut: Sut, dsn: str, role: str, left: str, jobs: int, batch: int, log_dir: Path) -> float:
     options = SystemOptions(workers={role: 1}, batch=batch, poll_interval_s=0.2)
     system = RunningSystem(sut, dsn, log_dir, options)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        # The clock starts once the worker announces itself, as the raw baseline's starts when connected.
+    # The clock starts once the worker announces itself, as the raw baseline's starts when connected.
+    with psycopg.connect(dsn, autocommit=True) as conn, system:
         started = time.perf_counter()
-        with system:
-            started = time.perf_counter()
-            while conn.execute(left).fetchone()[0]:
-                time.sleep(0.01)
-            elapsed = time.perf_counter() - started
+        while conn.execute(left).fetchone()[0]:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
     return jobs / elapsed
 
 

@@ -53,12 +53,7 @@ class Writers:
         The new write is started even when a collected one failed, and that error is raised after: the batch
         in hand then still reaches the database (the caller's `close` waits for it) instead of waiting for its
         leases to expire."""
-        done, error = 0, None
-        while len(self._in_flight) >= self.count:
-            try:
-                done += self._in_flight.popleft().result()
-            except Exception as exc:
-                error = error or exc
+        done, error = self._collect(keep=self.count - 1)
         self._in_flight.append(self._pool.submit(self._run, write))
         if error is not None:
             raise error
@@ -66,22 +61,30 @@ class Writers:
 
     def settle(self, keep: int = 0) -> int:
         """Wait until at most `keep` writes are in flight, oldest first; the sum of what they returned."""
-        done = 0
-        while len(self._in_flight) > keep:
-            done += self._in_flight.popleft().result()
+        done, error = self._collect(keep)
+        if error is not None:
+            raise error
         return done
 
     def close(self) -> None:
         """Wait for every write in flight (their errors are dropped: the caller is already giving up on the
         connections), then close the connections."""
-        while self._in_flight:
-            with contextlib.suppress(Exception):
-                self._in_flight.popleft().result()
+        self._collect(keep=0)
         for conn in self._connections:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
         self._connections = []
         self._free = queue.SimpleQueue()
+
+    def _collect(self, keep: int) -> tuple[int, Exception | None]:
+        """Wait for the oldest writes until `keep` are in flight: what they returned, and the first error."""
+        done, error = 0, None
+        while len(self._in_flight) > keep:
+            try:
+                done += self._in_flight.popleft().result()
+            except Exception as exc:
+                error = error or exc
+        return done, error
 
     def _run(self, write: Callable[[Connection], int]) -> int:
         conn = self._free.get()
