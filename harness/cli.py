@@ -60,6 +60,40 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
     _postgres_arg(e2e)
 
+    load = sub.add_parser(
+        "load", help="the pipeline under a Locust load: requests, flows, event_to_job_gap; judged after drain"
+    )
+    load.add_argument("--users", type=int, default=10, help="concurrent Locust users (default 10)")
+    load.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
+    load.add_argument("--duration", type=float, default=30, help="seconds of load (default 30)")
+    load.add_argument(
+        "--rate-per-user",
+        type=float,
+        default=5,
+        help="flows/s each user requests; 0: as fast as it can (default 5)",
+    )
+    load.add_argument("--processes", type=int, default=1, help="Locust processes on this machine (default 1)")
+    load.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        help="run Locust as a master and wait for N workers from elsewhere",
+    )
+    load.add_argument("--master-bind-host", default="127.0.0.1", help="where that master listens")
+    load.add_argument("--master-bind-port", type=int, default=5557)
+    load.add_argument("--gap-p99-ms", type=float, help="fail when event_to_job_gap p99 is above this")
+    load.add_argument(
+        "--drain-timeout", type=float, default=120, help="seconds to wait for the flows to close"
+    )
+    load.add_argument("--decision-workers", type=int, default=1)
+    load.add_argument("--orchestrators", type=int, default=1)
+    load.add_argument("--batch", type=int, default=25)
+    load.add_argument("--html", type=Path, help="also write Locust's HTML report here")
+    load.add_argument("--csv", type=Path, help="also write Locust's CSV statistics with this prefix")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    load.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
+    _postgres_arg(load)
+
     trace = sub.add_parser("trace", help="print event -> job -> run -> result for one entity")
     trace.add_argument("entity", help="the entity id (a uuid)")
     trace.add_argument("--json", action="store_true")
@@ -147,6 +181,36 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         for problem in result.problems[:20]:
             print(f"  problem: {problem}")
         print("OK" if result.ok else "FAILED")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from harness.load import LoadOptions, render, require_locust, run_load
+    from harness.system import SystemOptions
+
+    options = LoadOptions(
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration_s=args.duration,
+        rate_per_user=args.rate_per_user,
+        processes=args.processes,
+        expect_workers=args.expect_workers,
+        master_bind_host=args.master_bind_host,
+        master_bind_port=args.master_bind_port,
+        gap_p99_ms=args.gap_p99_ms,
+        drain_timeout_s=args.drain_timeout,
+        html=args.html,
+        csv_prefix=args.csv,
+    )
+    options.validate()
+    require_locust()
+    system = SystemOptions(
+        workers={"fase1-executor": args.decision_workers, "orchestrator": args.orchestrators, "scheduler": 1},
+        batch=args.batch,
+    )
+    progress = None if args.json else lambda line: print(line, file=sys.stderr, flush=True)
+    result = run_load(options, args.postgres, _sut(args.sut), system, progress=progress)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else render(result))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -303,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "e2e": cmd_e2e,
+        "load": cmd_load,
         "trace": cmd_trace,
         "up": cmd_up,
         "bench": cmd_bench,
