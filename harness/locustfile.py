@@ -44,6 +44,10 @@ def _check_dsn(environment: Any, **_: Any) -> None:
         raise SystemExit("harness locustfile: pass --pg-dsn DSN (or set HARNESS_LOAD_DSN)")
 
 
+class SqlError(Exception):
+    """A failed call as Locust reports it: SQLSTATE and the server's first line."""
+
+
 class PipelineUser(User):
     """One client of the pipeline: a connection, and a request for a new flow at each task."""
 
@@ -73,7 +77,9 @@ class PipelineUser(User):
                 prepare=True,
             )
         except psycopg.Error as exc:
-            error = exc
+            # Locust files each failure under its message: the first line, not the server's CONTEXT lines.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = SqlError(f"{exc.sqlstate or type(exc).__name__}: {first}")
             if self.conn is not None and self.conn.broken:
                 self.conn = None
         self.environment.events.request.fire(

@@ -18,6 +18,8 @@ from tests.quality.test_planted_pipelines import planted_sut
     [
         # Requests acknowledged and dropped: Locust counts more successes than the database holds flows.
         ("request-dropped", "requests were acknowledged but only"),
+        # Valid requests refused: Locust's failures, with the database's message.
+        ("request-rejected", "requests failed"),
         # The core trigger skips a quarter of the events: required events with no job.
         ("trigger-skips-events", "job.<type>.required events have no job"),
     ],
@@ -50,3 +52,6 @@ def test_load_catches_a_planted_bug(tmp_path: Path, bug: str, problem: str) -> N
     summary = json.loads(done.stdout)
     assert not summary["ok"]
     assert any(problem in p for p in summary["problems"]), summary["problems"]
+    if bug == "request-rejected":
+        messages = summary["requests"]["failure_messages"]
+        assert messages and "planted: request refused for" in messages[0], messages

@@ -121,6 +121,29 @@ END $$;
         "steady-state",
         {"flows_complete"},
     ),
+    "request-rejected": (
+        """
+CREATE OR REPLACE FUNCTION request_protection(p_entity_id uuid, p_document text, p_owner_id text DEFAULT NULL,
+    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_event_id uuid DEFAULT NULL)
+RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE v_first jsonb;
+BEGIN
+    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN
+        -- the planted bug: a quarter of valid requests are refused
+        RAISE EXCEPTION 'planted: request refused for %', p_entity_id;
+    END IF;
+    INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
+    SELECT x INTO v_first FROM document_entities e, jsonb_array_elements(e.events) x
+     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested' LIMIT 1;
+    RETURN append_event(p_entity_id, 'document.protect.requested', jsonb_build_object('document', p_document),
+                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
+                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
+END $$;
+""",
+        "steady-state",
+        {"requests_accepted"},
+    ),
     "result-emitted-twice": (
         """
 CREATE OR REPLACE FUNCTION complete_jobs(p_job_ids bigint[], p_run_ids bigint[], p_results jsonb[] DEFAULT NULL,
