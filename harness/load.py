@@ -14,10 +14,12 @@ optional p99 limit. Exit 0 only when all of that held.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,14 +174,30 @@ def run_locust(dsn: str, owner: str, options: LoadOptions, workdir: Path) -> lis
     # Locust waits for its workers, then runs for the run time, then stops its users (at most 5 s).
     limit = options.duration_s + 60 + (600 if options.expect_workers else 0)
     with log.open("w") as sink:
+        # Its own process group: Locust forks its workers (--processes), and an interrupted run (Ctrl-C, CI's
+        # SIGTERM, the time limit) must take all of them down, not only the process the harness started.
+        locust = subprocess.Popen(
+            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            done = subprocess.run(command, env=env, stdout=sink, stderr=subprocess.STDOUT, timeout=limit)
-        except subprocess.TimeoutExpired as exc:
-            raise HarnessError(f"Locust did not finish within {limit:g} s; its log: {_tail(log)}") from exc
+            code = locust.wait(timeout=limit)
+        except BaseException as exc:
+            _kill_group(locust)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise HarnessError(
+                    f"Locust did not finish within {limit:g} s; its log: {_tail(log)}"
+                ) from exc
+            raise
     stats = out.with_suffix(".json")
-    if done.returncode != 0 or not stats.exists():
-        raise HarnessError(f"Locust failed (exit {done.returncode}): {_tail(log)}")
+    if code != 0 or not stats.exists():
+        raise HarnessError(f"Locust failed (exit {code}): {_tail(log)}")
     return json.loads(stats.read_text())
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _tail(path: Path, lines: int = 8) -> str:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.load import LOCUSTFILE
+from harness.wait import wait_until
 
 HARNESS = [sys.executable, "-m", "harness.cli", "load"]
 SHORT = ["--users", "3", "--duration", "3", "--rate-per-user", "5", "--drain-timeout", "30", "--json"]
@@ -135,3 +138,39 @@ def test_load_without_locust_installed_says_how_to_get_it() -> None:
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and done.stderr.count("\n") == 1
     assert "harness load needs Locust: pip install -e '.[load]'" in done.stderr
+
+
+def test_a_terminated_load_run_leaves_no_locust_worker_server_or_folder_behind() -> None:
+    """CI ends an overrunning job with SIGTERM to the harness alone: Locust's forked workers, the pipeline's
+    workers and Postgres must all go with it."""
+    harness = subprocess.Popen(
+        [*HARNESS, "--users", "2", "--duration", "120", "--processes", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = harness.stderr.readline()
+        assert line.startswith("load: pipeline up"), line + harness.stderr.read()
+        me = psutil.Process(harness.pid)
+
+        def locusts() -> list[psutil.Process]:
+            return [p for p in me.children(recursive=True) if "locust" in " ".join(p.cmdline())]
+
+        wait_until(lambda: len(locusts()) >= 3, 30, "the Locust master and its 2 forked workers")
+        everything = me.children(recursive=True)
+        command = locusts()[0].cmdline()
+        folder = Path(command[command.index("--json-file") + 1]).parent
+        assert folder.exists()
+        harness.send_signal(signal.SIGTERM)
+        harness.wait(timeout=60)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+    assert harness.returncode == 4 and "terminated; cleaned up" in harness.stderr.read()
+    wait_until(
+        lambda: not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
+        15,
+        "every process the load run started to be gone",
+    )
+    assert not folder.exists()
