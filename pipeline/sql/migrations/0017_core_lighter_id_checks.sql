@@ -5,14 +5,16 @@
 -- repetitions, `[0-9a-f]{32}` for a trace id and the uuid pattern for an event id: each {n} becomes n states
 -- of the automaton the match walks, about 3 us per match on this machine against 0.6 us for the type pattern.
 -- They ran seven times per append: twice each in event_problem (append_event checks the event, then the core
--- trigger checks it again) and once in the trace id CHECK of executor_jobs, which also runs on every claim and
--- every completion (a CHECK is evaluated on every update of its table).
+-- trigger checks it again) and once in the trace id CHECK of executor_jobs (0018 rewrites that one).
 -- The same rules, written so that the regex engine only checks the characters:
 --   trace id  ^[0-9a-f]{32}$  ->  32 characters, all of them in [0-9a-f]
 --   event id  ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$  ->  36 characters with a dash
 --             at 9, 14, 19 and 24 (LIKE), exactly four dashes, every character in [-0-9a-f]
 -- tests/integration/test_event_rules.py checks each new expression against its old pattern on generated
 -- strings. The type pattern has no counted repetition and stays.
+-- Measured (callgrind, instructions per job on fresh databases of one server): an append of
+-- job.protect.required 1,126,903 -> 1,034,634 (-8.2%); the raw canonical step at batch 10 1,189,097 ->
+-- 1,135,484 (-4.5%).
 
 -- 32 lower-case hex digits (W3C trace-context). SQL and IMMUTABLE: inlined into the expressions that call it.
 CREATE FUNCTION is_trace_id(p_text text)
@@ -49,9 +51,3 @@ AS $$
             THEN 'has a "trace_id" that is not 32 lower-case hex digits (W3C trace-context)'
     END
 $$;
-
--- Written out, not through is_trace_id: a CHECK is prepared again for every statement that writes its table,
--- and inlining a SQL function there would parse the function's body each time.
-ALTER TABLE executor_jobs DROP CONSTRAINT executor_jobs_trace_id_check;
-ALTER TABLE executor_jobs ADD CONSTRAINT executor_jobs_trace_id_check
-    CHECK (length(trace_id) = 32 AND trace_id ~ '^[0-9a-f]+$');
