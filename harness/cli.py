@@ -120,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--soak-minutes", type=float, help="instead: the canonical step for this long, in 30 s windows"
     )
+    bench.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: instructions per job of the hot paths, counted by callgrind (needs valgrind)",
+    )
+    bench.add_argument(
+        "--baseline-until", metavar="NNNN", help="with --instructions: also count the migrations up to NNNN"
+    )
+    bench.add_argument(
+        "--max-regression",
+        type=float,
+        metavar="PCT",
+        help="with --instructions and --baseline-until: exit 1 when a count exceeds its baseline by more",
+    )
+    bench.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
     bench.add_argument("--json", action="store_true")
     _postgres_arg(bench)
 
@@ -279,6 +294,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import as_dict, render, run_bench, run_soak
 
+    if args.instructions:
+        return _bench_instructions(args)
+    if args.baseline_until or args.max_regression is not None:
+        raise BadInput("--baseline-until and --max-regression go with --instructions")
     if args.soak_minutes is not None:
         if args.soak_minutes <= 0:
             raise BadInput(f"--soak-minutes must be positive, got {args.soak_minutes}")
@@ -291,6 +310,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     print(json.dumps(as_dict(report), indent=2) if args.json else render(report))
     return EXIT_FAILED if any(note.startswith("e2e: only") for note in report.notes) else EXIT_OK
+
+
+def _bench_instructions(args: argparse.Namespace) -> int:
+    from harness import instructions
+
+    if args.postgres != "embedded":
+        raise BadInput("--instructions runs its own server under valgrind: leave --postgres at embedded")
+    if args.max_regression is not None and (args.max_regression < 0 or not args.baseline_until):
+        raise BadInput("--max-regression takes a percentage of 0 or more, and needs --baseline-until")
+    instructions.require_valgrind()
+    report = instructions.run_instructions(
+        _sut(args.sut),
+        args.baseline_until,
+        jobs=40 if args.quick else 100,
+        max_regression_pct=args.max_regression,
+    )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else instructions.render(report))
+    return EXIT_FAILED if report.regressions() else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -106,10 +107,16 @@ class EmbeddedPostgres(Provider):
     name = "embedded"
 
     def __init__(
-        self, settings: dict[str, str] | None = None, ready_clones: int = 2, start_timeout_s: float = 60
+        self,
+        settings: dict[str, str] | None = None,
+        ready_clones: int = 2,
+        start_timeout_s: float = 60,
+        wrapper: Sequence[str] = (),
     ):
         super().__init__(ready_clones=ready_clones)
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        # A command the server runs under (`harness bench --instructions` counts with valgrind's callgrind).
+        self.wrapper = tuple(wrapper)
         self.start_timeout_s = start_timeout_s
         self.binaries: PgBinaries | None = None
         self.folder: Path | None = None
@@ -180,6 +187,7 @@ class EmbeddedPostgres(Provider):
     def _launch(self) -> None:
         assert self.binaries and self.folder
         args = [
+            *self.wrapper,
             self.binaries.path("postgres"),
             "-D",
             str(self.folder / "data"),

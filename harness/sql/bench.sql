@@ -41,6 +41,9 @@ SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
 -- name: claim_decision
 SELECT job_id, run_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
 
+-- name: claim_decision_entities
+SELECT job_id, run_id, entity_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
+
 -- name: complete
 -- A batch's completions in one statement, as the workers write them.
 SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
@@ -61,3 +64,12 @@ TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, co
 -- name: autovacuum_naptime_s
 -- How often autovacuum wakes, in seconds: the claim queue stays lean only if it wakes often.
 SELECT setting::int FROM pg_settings WHERE name = 'autovacuum_naptime'
+
+-- name: lock_entities
+-- The decision worker's lock and read of its batch's entities.
+SELECT count(*) FROM lock_entities_events(%(entity_ids)s::uuid[])
+
+-- name: complete_decisions
+-- A batch of decisions that appended nothing, completed in one statement.
+SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
+                                   array_fill('{}'::jsonb, ARRAY[cardinality(%(job_ids)s::bigint[])]))
