@@ -20,6 +20,30 @@ from harness.sut import reference_sut, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def _request_protection_with(planted: str) -> str:
+    """request_protection as 0003 defines it, but for a quarter of the entities (ids starting 0-3), which get
+    the `planted` statement instead."""
+    return f"""
+CREATE OR REPLACE FUNCTION request_protection(p_entity_id uuid, p_document text, p_owner_id text DEFAULT NULL,
+    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_event_id uuid DEFAULT NULL)
+RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE v_first jsonb;
+BEGIN
+    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN
+        {planted}
+    END IF;
+    INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
+    SELECT x INTO v_first FROM document_entities e, jsonb_array_elements(e.events) x
+     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested' LIMIT 1;
+    RETURN append_event(p_entity_id, 'document.protect.requested', jsonb_build_object('document', p_document),
+                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
+                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
+END $$;
+"""
+
+
 PLANTED = {
     "claim-returns-both-kinds": (
         """
@@ -100,47 +124,16 @@ END $$;
         {"no_lost_job"},
     ),
     "request-dropped": (
-        """
-CREATE OR REPLACE FUNCTION request_protection(p_entity_id uuid, p_document text, p_owner_id text DEFAULT NULL,
-    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_event_id uuid DEFAULT NULL)
-RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE v_first jsonb;
-BEGIN
-    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN
-        RETURN gen_random_uuid();  -- the planted bug: a quarter of the requests are acknowledged, then dropped
-    END IF;
-    INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
-    SELECT x INTO v_first FROM document_entities e, jsonb_array_elements(e.events) x
-     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested' LIMIT 1;
-    RETURN append_event(p_entity_id, 'document.protect.requested', jsonb_build_object('document', p_document),
-                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
-                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
-END $$;
-""",
+        _request_protection_with(
+            "RETURN gen_random_uuid();  -- the planted bug: a quarter of the requests are acknowledged, then dropped"
+        ),
         "steady-state",
         {"flows_complete"},
     ),
     "request-rejected": (
-        """
-CREATE OR REPLACE FUNCTION request_protection(p_entity_id uuid, p_document text, p_owner_id text DEFAULT NULL,
-    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_event_id uuid DEFAULT NULL)
-RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE v_first jsonb;
-BEGIN
-    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN
-        -- the planted bug: a quarter of valid requests are refused
-        RAISE EXCEPTION 'planted: request refused for %', p_entity_id;
-    END IF;
-    INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
-    SELECT x INTO v_first FROM document_entities e, jsonb_array_elements(e.events) x
-     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested' LIMIT 1;
-    RETURN append_event(p_entity_id, 'document.protect.requested', jsonb_build_object('document', p_document),
-                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
-                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
-END $$;
-""",
+        _request_protection_with(
+            "RAISE EXCEPTION 'planted: request refused for %', p_entity_id;  -- the planted bug: a quarter refused"
+        ),
         "steady-state",
         {"requests_accepted"},
     ),
