@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="with --instructions and --baseline-until: exit 1 when a count exceeds its baseline by more",
     )
-    bench.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
+    bench.add_argument(
+        "--sut", type=Path, help="with --instructions: SUT config file (default: the reference)"
+    )
     bench.add_argument("--json", action="store_true")
     _postgres_arg(bench)
 
@@ -296,8 +298,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.instructions:
         return _bench_instructions(args)
-    if args.baseline_until or args.max_regression is not None:
-        raise BadInput("--baseline-until and --max-regression go with --instructions")
+    if args.baseline_until or args.max_regression is not None or args.sut:
+        raise BadInput("--baseline-until, --max-regression and --sut go with --instructions")
     if args.soak_minutes is not None:
         if args.soak_minutes <= 0:
             raise BadInput(f"--soak-minutes must be positive, got {args.soak_minutes}")

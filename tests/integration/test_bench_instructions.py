@@ -17,7 +17,7 @@ from harness.sut import load_sut, reference_sut, to_toml
 needs_valgrind = pytest.mark.skipif(
     shutil.which("valgrind") is None, reason="valgrind not installed: apt-get install -y valgrind"
 )
-HARNESS = [sys.executable, "-m", "harness.cli", "bench", "--instructions"]
+BENCH = [sys.executable, "-m", "harness.cli", "bench"]
 
 # The planted cost: a CHECK that serializes every entity's whole event list on every append.
 SLOWER = """-- class: core
@@ -58,20 +58,25 @@ def test_a_planted_cost_is_counted_and_untouched_paths_count_the_same(tmp_path: 
     ("args", "message"),
     [
         (
-            ["--max-regression", "5"],
+            ["--instructions", "--max-regression", "5"],
             "--max-regression takes a percentage of 0 or more, and needs --baseline-until",
         ),
-        (["--baseline-until", "9999"], "migration '9999' is not in"),
-        (["--postgres", "host=127.0.0.1 port=1"], "--instructions runs its own server under valgrind"),
+        (["--instructions", "--baseline-until", "9999"], "migration '9999' is not in"),
+        (
+            ["--instructions", "--postgres", "host=127.0.0.1 port=1"],
+            "--instructions runs its own server under valgrind",
+        ),
+        # the timed bench, given an option of the counted one
+        (["--baseline-until", "0016"], "--baseline-until, --max-regression and --sut go with --instructions"),
     ],
 )
 def test_bad_instruction_arguments_are_one_line_errors(args: list[str], message: str) -> None:
-    done = subprocess.run([*HARNESS, *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
 
 
 def test_without_valgrind_it_says_how_to_get_it(tmp_path: Path) -> None:
     # A PATH with the interpreter's folder only: no valgrind on it.
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run([*HARNESS], capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run([*BENCH, "--instructions"], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 3 and "needs valgrind: install it (apt-get install valgrind)" in done.stderr
