@@ -11,10 +11,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from harness.errors import MissingBinary
 
@@ -107,11 +111,13 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
     cached = PgBinaries(cache / package.name / install_root.name / "bin", binaries.source)
     if _complete(cached.bin_dir) and _user_can_run(user, cached.path("postgres")):
         return cached
+    reap_orphaned_copies(cache.parent)
     staging = cache.with_name(cache.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(install_root, staging / package.name / install_root.name, symlinks=True)
     for libs in package.parent.glob(package.name + "*.libs"):
         shutil.copytree(libs, staging / libs.name, symlinks=True)
+    (staging / SOURCE_MARKER).write_text(str(install_root))
     for folder, _dirs, _files in os.walk(staging):
         os.chmod(folder, 0o755)
     shutil.rmtree(cache, ignore_errors=True)
@@ -125,6 +131,43 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
             "set HARNESS_PG_BIN to a Postgres installation that user can run, or run the harness as a normal user"
         )
     return cached
+
+
+SOURCE_MARKER = "source"  # in each copy: the installation it was copied from
+COPY_NAME = re.compile(r"^harness-pgbin-[0-9a-f]{12}$")
+STAGING_NAME = re.compile(r"^harness-pgbin-[0-9a-f]{12}\.tmp(\d+)$")
+UNMARKED_TTL_S = 24 * 3600
+
+
+def reap_orphaned_copies(root: Path) -> list[Path]:
+    """Remove the cached copies nobody can use any more; return what was removed.
+
+    A copy is keyed by its installation's path, so every new venv path gets its own (about 40 MB): a CI job
+    in a fresh temp folder, a test's private folder. Without this, each left one behind for good (67 copies,
+    2.8 GB, were found on a development machine). Removed: a copy whose installation is gone (its venv was
+    deleted, so no one will ask for that key again), a copy made before copies were marked once a day old,
+    and a half-made copy whose process is gone.
+    """
+    removed = []
+    for entry in root.glob("harness-pgbin-*") if root.is_dir() else ():
+        try:
+            staging = STAGING_NAME.match(entry.name)
+            if staging:
+                orphan = not psutil.pid_exists(int(staging.group(1)))
+            elif COPY_NAME.match(entry.name):
+                marker = entry / SOURCE_MARKER
+                if marker.exists():
+                    orphan = not Path(marker.read_text().strip()).exists()
+                else:
+                    orphan = time.time() - entry.stat().st_mtime > UNMARKED_TTL_S
+            else:
+                continue
+        except OSError:
+            continue
+        if orphan:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _user_can_run(user: str, postgres: str) -> bool:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -174,3 +175,40 @@ def test_binaries_in_a_private_folder_are_made_runnable_for_the_server_user(tmp_
             text=True,
         )
         assert ran.returncode == 0 and "PostgreSQL" in ran.stdout, ran.stderr
+    # The copy names the installation it came from; once that is gone, the next copy made reaps it.
+    copy = usable.bin_dir.parents[2]
+    assert (copy / "source").read_text() == str(hidden.bin_dir.parent)
+    shutil.rmtree(tmp_path / "private")
+    from harness.provision.binaries import reap_orphaned_copies
+
+    assert copy in reap_orphaned_copies(copy.parent) and not copy.exists()
+
+
+def test_cached_copies_of_gone_installations_are_reaped(tmp_path: Path) -> None:
+    """Every venv path gets its own copy of the binaries; copies nobody can ask for again must go."""
+    from harness.provision.binaries import reap_orphaned_copies
+
+    alive_install = tmp_path / "venv" / "pginstall"
+    alive_install.mkdir(parents=True)
+
+    def copy(name: str, source: Path | None = None, age_s: float = 0) -> Path:
+        folder = tmp_path / "cache" / name
+        folder.mkdir(parents=True)
+        if source is not None:
+            (folder / "source").write_text(str(source))
+        if age_s:
+            os.utime(folder, (time.time() - age_s, time.time() - age_s))
+        return folder
+
+    gone = copy("harness-pgbin-aaaaaaaaaaaa", tmp_path / "deleted-venv" / "pginstall")
+    alive = copy("harness-pgbin-bbbbbbbbbbbb", alive_install)
+    old_unmarked = copy("harness-pgbin-cccccccccccc", age_s=2 * 24 * 3600)
+    new_unmarked = copy("harness-pgbin-dddddddddddd")
+    dead_staging = copy("harness-pgbin-eeeeeeeeeeee.tmp999999999")
+    live_staging = copy(f"harness-pgbin-ffffffffffff.tmp{os.getpid()}")
+    someone_else = copy("harness-pgbin-notours", age_s=2 * 24 * 3600)
+    removed = reap_orphaned_copies(tmp_path / "cache")
+    assert sorted(removed) == sorted([gone, old_unmarked, dead_staging])
+    assert all(p.exists() for p in (alive, new_unmarked, live_staging, someone_else))
+    assert not any(p.exists() for p in (gone, old_unmarked, dead_staging))
+    assert reap_orphaned_copies(tmp_path / "no-such-folder") == []
