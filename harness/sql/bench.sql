@@ -39,9 +39,6 @@ SELECT gen_random_uuid(),
 SELECT job_id, run_id FROM claim_orchestrator_jobs('bench-raw', %(limit)s)
 
 -- name: claim_decision
-SELECT job_id, run_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
-
--- name: claim_decision_entities
 SELECT job_id, run_id, entity_id FROM claim_initial_decision_jobs('bench-raw', %(limit)s)
 
 -- name: complete
@@ -68,8 +65,3 @@ SELECT setting::int FROM pg_settings WHERE name = 'autovacuum_naptime'
 -- name: lock_entities
 -- The decision worker's lock and read of its batch's entities.
 SELECT count(*) FROM lock_entities_events(%(entity_ids)s::uuid[])
-
--- name: complete_decisions
--- A batch of decisions that appended nothing, completed in one statement.
-SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
-                                   array_fill('{}'::jsonb, ARRAY[cardinality(%(job_ids)s::bigint[])]))
