@@ -165,6 +165,7 @@ WORKLOADS: dict[str, tuple[Callable[[str], Callable[[int], None]], Callable[...,
     "step_batch1": (_seed_steps, _steps(1)),
     "step_batch10": (_seed_steps, _steps(10)),
     # the decision worker's no-op job: claim, lock and read the entity, complete (appends nothing)
+    "noop_decision_batch1": (_seed_decisions, _noop_decisions(1)),
     "noop_decision_batch10": (_seed_decisions, _noop_decisions(10)),
 }
 

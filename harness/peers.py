@@ -9,9 +9,11 @@ in its own scratch database so its schema never touches the pipeline's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import time
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -25,19 +27,52 @@ def pgqueuer_available() -> bool:
 
 def pgqueuer_rates(provider: Provider, jobs: int, batches: tuple[int, ...] = (1, 10)) -> dict[int, float]:
     """Jobs/s of one pgqueuer QueueManager draining `jobs` no-op jobs, per batch size."""
+    with pgqueuer_database(provider) as dsn:
+        rates = {}
+        for batch in batches:
+            asyncio.run(_seed(dsn, jobs))
+            done, seconds = asyncio.run(_drain(dsn, batch))
+            rates[batch] = done / seconds
+        return rates
+
+
+@contextlib.contextmanager
+def pgqueuer_database(provider: Provider) -> Iterator[str]:
+    """A scratch database for pgqueuer's schema, so it never touches the pipeline's; dropped on the way out."""
     name = f"harness_peer_pgqueuer_{uuid.uuid4().hex[:8]}"
     admin = provider.admin_dsn()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # name built above from hex digits only
     try:
-        dsn = make_conninfo(admin, dbname=name)
-        return {batch: asyncio.run(_drain(dsn, jobs, batch)) for batch in batches}
+        yield make_conninfo(admin, dbname=name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _drain(dsn: str, jobs: int, batch: int) -> float:
+async def _seed(dsn: str, jobs: int) -> None:
+    import asyncpg
+    from pgqueuer.adapters.persistence.queries import Queries
+    from pgqueuer.db import AsyncpgDriver
+
+    conn = await asyncpg.connect(**_asyncpg_params(dsn))
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        if not await queries.has_table("pgqueuer"):
+            await queries.install()
+        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
+        for start in range(0, jobs, 1000):
+            count = min(1000, jobs - start)
+            await queries.enqueue(["trivial"] * count, [b"x"] * count, [0] * count)
+        # Statistics of the queue as it stands, as autovacuum would take them on a long-running queue: without
+        # them its dequeue may scan the whole table, and its cost per job would grow with the backlog.
+        await conn.execute("ANALYZE pgqueuer, pgqueuer_log")
+    finally:
+        await conn.close()
+
+
+async def _drain(dsn: str, batch: int) -> tuple[int, float]:
+    """One QueueManager drains the queue, on a connection of its own: the jobs it ran and the seconds it took."""
     import asyncpg
     from pgqueuer import types
     from pgqueuer.adapters.persistence.queries import Queries
@@ -46,11 +81,7 @@ async def _drain(dsn: str, jobs: int, batch: int) -> float:
 
     conn = await asyncpg.connect(**_asyncpg_params(dsn))
     try:
-        queries = Queries(AsyncpgDriver(conn))
-        if not await queries.has_table("pgqueuer"):
-            await queries.install()
-        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
-        manager = QueueManager(queries)
+        manager = QueueManager(Queries(AsyncpgDriver(conn)))
         done = 0
 
         @manager.entrypoint("trivial")
@@ -58,12 +89,9 @@ async def _drain(dsn: str, jobs: int, batch: int) -> float:
             nonlocal done
             done += 1
 
-        for start in range(0, jobs, 1000):
-            count = min(1000, jobs - start)
-            await queries.enqueue(["trivial"] * count, [b"x"] * count, [0] * count)
         started = time.perf_counter()
         await manager.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
-        return done / (time.perf_counter() - started)
+        return done, time.perf_counter() - started
     finally:
         await conn.close()
 

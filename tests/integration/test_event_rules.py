@@ -1,9 +1,11 @@
-"""The event id and trace id rules of 0017 and 0018 accept exactly what the old patterns accepted.
+"""The event rules rewritten for speed still accept exactly what they accepted before.
 
-0017 rewrote the uuid and trace id checks of event_problem without counted regex repetitions, for speed, and
-0018 the trace id CHECK of executor_jobs with them. Here generated strings, most of them near misses of a valid value (a
+0017 rewrote the uuid and trace id checks of event_problem without counted regex repetitions, and 0018 the
+trace id CHECK of executor_jobs with them. Here generated strings, most of them near misses of a valid value (a
 character changed, added or dropped, a dash moved, upper case, other alphabets), go through both the new
 expression and the old pattern in the real server, and any string the two disagree on fails the test.
+0019 made append_event and append_events check their arguments instead of the event they build: generated
+arguments must be refused exactly when the built event is malformed.
 """
 
 from __future__ import annotations
@@ -124,3 +126,67 @@ def test_a_malformed_id_is_still_refused_with_its_message(
     assert (
         conn.execute("SELECT event_problem(%s::jsonb)", (psycopg.types.json.Jsonb(ok),)).fetchone()[0] is None
     )
+
+
+# -- 0019: the append functions check their arguments -----------------------------------------------------------
+event_types = st.one_of(
+    st.sampled_from(["document.protect.requested", "job.protect.required", "document.note_1.added"]),
+    near_misses(st.sampled_from(["document.protect.requested", "job.tsa.completed"])),
+    st.text("abcXYZ._ 1", max_size=12),
+    st.none(),
+)
+# JSON texts: "null" is a JSON null payload (malformed), None no payload at all (filled with {}).
+payloads = st.one_of(st.none(), st.sampled_from(["{}", '{"a": [1]}', "[]", '"x"', "3", "null", "true"]))
+arguments = st.tuples(event_types, payloads, st.one_of(st.none(), near_misses(traces)))
+
+# The event append_event builds from (type, payload, trace id), as 0019 builds it; %s are psycopg's.
+BUILT = """jsonb_build_object('id', gen_random_uuid(), 'type', a.type, 'at', clock_timestamp(),
+    'correlation_id', NULL, 'trace_id', coalesce(a.trace_id, new_trace_id()), 'causation_id', NULL,
+    'payload', coalesce(a.payload, '{}'::jsonb))"""
+ARGUMENTS = "unnest(%s::text[], %s::jsonb[], %s::text[]) AS a (type, payload, trace_id)"
+
+
+def columns(args: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*args, strict=True))
+
+
+@SETTINGS
+@given(args=st.lists(arguments, min_size=40, max_size=40))
+def test_suspect_arguments_are_exactly_those_of_a_malformed_event(
+    conn: psycopg.Connection[Any], args: list[tuple[Any, ...]]
+) -> None:
+    wrong = conn.execute(
+        f"SELECT a.* FROM {ARGUMENTS} "
+        f"WHERE event_arguments_suspect(a.type, a.payload, a.trace_id) IS DISTINCT FROM "
+        f"(event_problem({BUILT}) IS NOT NULL)",
+        columns(args),
+    ).fetchall()
+    assert wrong == []
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=st.lists(arguments, min_size=8, max_size=8))
+def test_append_event_refuses_exactly_the_malformed_events_with_the_core_trigger_off(
+    conn: psycopg.Connection[Any], args: list[tuple[Any, ...]]
+) -> None:
+    """With the core trigger disabled, append_event's own check is all that stands between a caller and the
+    event list: each malformed event is refused with PJ002, every other one is appended."""
+    entity = str(uuid.uuid4())
+    conn.execute("SELECT request_protection(%s, 'rules')", (entity,))
+    with conn.transaction(force_rollback=True):
+        conn.execute("ALTER TABLE document_entities DISABLE TRIGGER on_document_entity_events_change")
+        for type_, payload, trace_id in args:
+            malformed = conn.execute(
+                f"SELECT event_problem({BUILT}) IS NOT NULL FROM {ARGUMENTS}",
+                ([type_], [payload], [trace_id]),
+            ).fetchone()[0]
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT append_event(%s, %s, %s::jsonb, NULL, %s)", (entity, type_, payload, trace_id)
+                    )
+                refused = False
+            except psycopg.Error as exc:
+                assert exc.sqlstate == "PJ002" and "malformed event" in str(exc)
+                refused = True
+            assert refused == malformed, (type_, payload, trace_id)
