@@ -12,6 +12,9 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
 - trivial jobs: the decision worker process on the pipeline's own no-op jobs (decisions that append nothing);
 - peer: pgqueuer draining no-op jobs on the same server (when the `peers` extra is installed), compared with
   both: the canonical step (far more work per job than pgqueuer's) and the trivial jobs (like for like);
+- CPU per job, for the trivial jobs and the peer: the CPU microseconds each job cost the client process and
+  its server backends together (read from /proc, so for a server on this machine only). A rate drops when a
+  neighbour takes the machine; the CPU a job costs barely moves (harness/cpu.py);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
   entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
   from 4 pgbench clients (no Python client sharing the machine);
@@ -35,10 +38,11 @@ from typing import Any
 
 import psycopg
 
+from harness.cpu import Drain, cpu_seconds
 from harness.e2e import run_e2e
 from harness.errors import HarnessError, MissingBinary
 from harness.migration import MigrationPlan
-from harness.peers import pgqueuer_available, pgqueuer_rates
+from harness.peers import pgqueuer_available, pgqueuer_drain
 from harness.provision import Provider, open_provider
 from harness.provision.binaries import find_binaries
 from harness.sqlfile import named_queries
@@ -54,7 +58,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
 
     def ratio(self, name: str, numerator: str, denominator: str) -> None:
-        if self.figures.get(denominator):
+        if numerator in self.figures and self.figures.get(denominator):
             self.figures[name] = round(self.figures[numerator] / self.figures[denominator], 2)
 
 
@@ -91,30 +95,48 @@ def complete_all(conn: psycopg.Connection[Any], runs: list[Any]) -> None:
     conn.execute(Q["complete"], {"job_ids": [r[0] for r in runs], "run_ids": [r[1] for r in runs]})
 
 
-def worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
+def worker_drain(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path, server_cpu: bool = True) -> Drain:
     """The orchestrator process on seeded protect jobs: the canonical step, as the raw baseline runs it."""
     seed_protect_jobs(dsn, jobs)
-    return _drain_rate(sut, dsn, "orchestrator", Q["execution_left"], jobs, batch, log_dir)
+    return _drain(sut, dsn, "orchestrator", batch, log_dir, server_cpu)
 
 
-def trivial_worker_rate(sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path) -> float:
+def trivial_worker_drain(
+    sut: Sut, dsn: str, jobs: int, batch: int, log_dir: Path, server_cpu: bool = True
+) -> Drain:
     """The decision worker process on the pipeline's own no-op jobs: decisions for requests whose flow has
     already started, which append nothing. Each is claimed, its entity locked and read, decided and completed:
     the queue's whole cost with no work behind it, as pgqueuer's trivial jobs are."""
     seed_started_requests(dsn, jobs)
-    return _drain_rate(sut, dsn, "fase1-executor", Q["decision_left"], jobs, batch, log_dir)
+    return _drain(sut, dsn, "fase1-executor", batch, log_dir, server_cpu)
 
 
-def _drain_rate(sut: Sut, dsn: str, role: str, left: str, jobs: int, batch: int, log_dir: Path) -> float:
+def _drain(sut: Sut, dsn: str, role: str, batch: int, log_dir: Path, server_cpu: bool) -> Drain:
+    """One worker process of `role` drains the seeded jobs: its rate, and the CPU each job cost the worker
+    and (with `server_cpu`, for a server on this machine) its backends.
+
+    The worker starts draining as soon as it is connected, a moment before the harness sees it announce
+    itself, so the clock starts at that moment and counts only the jobs still left then (at thousands of jobs
+    a second, counting them all overstated a figure by up to a tenth). Why not seed after the worker is up: its
+    plans would be made on empty tables, and such a plan stays with the session until autovacuum next analyzes
+    the table: the figures would measure that plan, not the step."""
+    kind = "execution" if role == "orchestrator" else "decision"
     options = SystemOptions(workers={role: 1}, batch=batch, poll_interval_s=0.2)
-    system = RunningSystem(sut, dsn, log_dir, options)
-    # The clock starts once the worker announces itself, as the raw baseline's starts when connected.
-    with psycopg.connect(dsn, autocommit=True) as conn, system:
+    with psycopg.connect(dsn, autocommit=True) as conn, RunningSystem(sut, dsn, log_dir, options) as system:
+        pids = [m.pid for m in system.workers()]
+        if server_cpu:
+            pids += [row[0] for row in conn.execute(Q["other_backends"])]
+        before = cpu_seconds(pids)
+        left = conn.execute(Q["work_remaining"], {"kind": kind}).fetchone()[0]  # type: ignore[index]
         started = time.perf_counter()
-        while conn.execute(left).fetchone()[0]:
+        while conn.execute(Q["work_left"], {"kind": kind}).fetchone()[0]:  # type: ignore[index]
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
-    return jobs / elapsed
+        after = cpu_seconds(pids)
+    if not left:
+        raise HarnessError(f"the {role} worker drained every job before the clock started: seed more jobs")
+    cpu = None if before is None or after is None else (after - before) * 1e6 / left
+    return Drain(left / elapsed, cpu)
 
 
 # Events a flow appends to its entity (pipeline/flow.py): the request, required and completed for each of the
@@ -293,18 +315,21 @@ def step_rounds(
     compared with, moved ratios by a third between runs. Interleaving puts every figure and its baseline in
     the same stretch of machine noise, and the median drops the round a neighbour spoiled."""
     rates: dict[str, list[float]] = {}
+    # CPU time of server backends is read from /proc: only where the server runs on this machine.
+    server_cpu = pg.info().provider == "embedded"
     for _ in range(rounds):
         for batch in (1, 10):
             rates.setdefault(f"raw_step_jobs_per_s_batch{batch}", []).append(raw_step_rate(dsn, jobs, batch))
-            rates.setdefault(f"worker_jobs_per_s_batch{batch}", []).append(
-                worker_rate(sut, dsn, jobs, batch, log_dir)
-            )
-            rates.setdefault(f"worker_trivial_jobs_per_s_batch{batch}", []).append(
-                trivial_worker_rate(sut, dsn, jobs, batch, log_dir)
-            )
-        if pgqueuer_available():
-            for batch, rate in pgqueuer_rates(pg, jobs).items():
-                rates.setdefault(f"pgqueuer_jobs_per_s_batch{batch}", []).append(rate)
+            drains = {
+                "worker": worker_drain(sut, dsn, jobs, batch, log_dir, server_cpu),
+                "worker_trivial": trivial_worker_drain(sut, dsn, jobs, batch, log_dir, server_cpu),
+            }
+            if pgqueuer_available():
+                drains["pgqueuer"] = pgqueuer_drain(pg, jobs, batch, server_cpu)
+            for who, drain in drains.items():
+                rates.setdefault(f"{who}_jobs_per_s_batch{batch}", []).append(drain.jobs_per_s)
+                if drain.cpu_us_per_job is not None and who != "worker":
+                    rates.setdefault(f"{who}_cpu_us_per_job_batch{batch}", []).append(drain.cpu_us_per_job)
     return rates
 
 
@@ -362,6 +387,12 @@ def run_bench(
             f"worker_trivial_vs_pgqueuer_batch{batch}",
             f"worker_trivial_jobs_per_s_batch{batch}",
             f"pgqueuer_jobs_per_s_batch{batch}",
+        )
+        # CPU per job the other way up (theirs over ours), so that here too above 1 means ours is ahead.
+        report.ratio(
+            f"worker_trivial_vs_pgqueuer_cpu_batch{batch}",
+            f"pgqueuer_cpu_us_per_job_batch{batch}",
+            f"worker_trivial_cpu_us_per_job_batch{batch}",
         )
     e2e = run_e2e(flows, postgres)
     report.figures["e2e_flows_per_s"] = round(e2e.flows_per_s, 1)

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from harness.cpu import Drain, cpu_seconds
+from harness.errors import HarnessError
 from harness.provision import Provider
 
 
@@ -25,15 +27,12 @@ def pgqueuer_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("pgqueuer", "asyncpg"))
 
 
-def pgqueuer_rates(provider: Provider, jobs: int, batches: tuple[int, ...] = (1, 10)) -> dict[int, float]:
-    """Jobs/s of one pgqueuer QueueManager draining `jobs` no-op jobs, per batch size."""
+def pgqueuer_drain(provider: Provider, jobs: int, batch: int, server_cpu: bool = True) -> Drain:
+    """One pgqueuer QueueManager draining `jobs` no-op jobs in batches of `batch`: its rate, and the CPU per
+    job of this process (the manager runs in it) and, with `server_cpu`, of its backend."""
     with pgqueuer_database(provider) as dsn:
-        rates = {}
-        for batch in batches:
-            asyncio.run(_seed(dsn, jobs))
-            done, seconds = asyncio.run(_drain(dsn, batch))
-            rates[batch] = done / seconds
-        return rates
+        asyncio.run(_seed(dsn, jobs))
+        return asyncio.run(_drain(dsn, jobs, batch, server_cpu))
 
 
 @contextlib.contextmanager
@@ -71,8 +70,8 @@ async def _seed(dsn: str, jobs: int) -> None:
         await conn.close()
 
 
-async def _drain(dsn: str, batch: int) -> tuple[int, float]:
-    """One QueueManager drains the queue, on a connection of its own: the jobs it ran and the seconds it took."""
+async def _drain(dsn: str, jobs: int, batch: int, server_cpu: bool) -> Drain:
+    """One QueueManager drains the queue, on a connection of its own."""
     import asyncpg
     from pgqueuer import types
     from pgqueuer.adapters.persistence.queries import Queries
@@ -81,6 +80,7 @@ async def _drain(dsn: str, batch: int) -> tuple[int, float]:
 
     conn = await asyncpg.connect(**_asyncpg_params(dsn))
     try:
+        backend = [int(await conn.fetchval("SELECT pg_backend_pid()"))] if server_cpu else []
         manager = QueueManager(Queries(AsyncpgDriver(conn)))
         done = 0
 
@@ -89,11 +89,19 @@ async def _drain(dsn: str, batch: int) -> tuple[int, float]:
             nonlocal done
             done += 1
 
+        server_before = cpu_seconds(backend)
+        client_before = time.process_time()
         started = time.perf_counter()
         await manager.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
-        return done, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        client = time.process_time() - client_before
+        server_after = cpu_seconds(backend)
     finally:
         await conn.close()
+    if done != jobs:
+        raise HarnessError(f"pgqueuer ran {done} of its {jobs} jobs: its figures would not be per job")
+    cpu = None if server_before is None or server_after is None else client + server_after - server_before
+    return Drain(done / elapsed, None if cpu is None else cpu * 1e6 / done)
 
 
 def _asyncpg_params(dsn: str) -> dict[str, object]:

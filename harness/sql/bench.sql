@@ -46,14 +46,20 @@ SELECT job_id, run_id, entity_id FROM claim_initial_decision_jobs('bench-raw', %
 SELECT count(*) FROM complete_jobs(%(job_ids)s::bigint[], %(run_ids)s::bigint[],
                                    array_fill('{"sha256": "bench"}'::jsonb, ARRAY[cardinality(%(job_ids)s::bigint[])]))
 
--- name: execution_left
--- Whether execution work is left, read from the reference pipeline's claim queue: the probe polls while the
+-- name: work_left
+-- Whether work of a kind is left, read from the reference pipeline's claim queue: the probe polls while the
 -- worker is measured, so it must not load the server (a count over the table did, by a few percent).
-SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'execution' AND state IN ('ready', 'leased'))
+SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = %(kind)s AND state IN ('ready', 'leased'))
 
--- name: decision_left
--- As execution_left, for decision work.
-SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = 'decision' AND state IN ('ready', 'leased'))
+-- name: work_remaining
+-- The jobs of a kind not done yet, counted once when the clock starts: the worker starts draining as soon as
+-- it is connected, a moment before the harness sees it announce itself.
+SELECT count(*) FROM executor_job_queue WHERE kind = %(kind)s AND state IN ('ready', 'leased')
+
+-- name: other_backends
+-- The backends on this database other than the caller's: while a worker is measured, its own connections.
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
 
 -- name: reset_queue
 TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings
