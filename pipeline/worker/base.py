@@ -32,6 +32,19 @@ log = logging.getLogger("pipeline.worker")
 
 COMMON = queries("common")
 
+# An idle worker replans. Each session keeps one generic plan per statement (0013), made the first time the
+# statement runs, and kept until something invalidates it (autovacuum's next analyze of a table it reads). A
+# plan made while the tables were empty and analyzed as empty (a new deployment autovacuum has visited)
+# believes every table holds a row or two, and to such a plan a full index scan costs the same as a lookup:
+# measured, a later burst's claims and completions read executor_jobs' indexes whole, 389-895 entries per job
+# instead of about 4, three to five times slower, until the next analyze (tests/integration/
+# test_cold_plans.py). So a claim made while the worker is idle (nothing claimed since it connected or since
+# an empty claim) first drops the connection's cached plans: that claim is planned with the tables as they
+# are, burst included, at the cost of a few planning milliseconds to an idle worker. The writers drop theirs
+# before the first write after idle. A busy worker keeps its plans. Not every bad plan goes this way: with
+# the statistics of a full queue whose tables were then emptied, a fresh plan of complete_jobs' entity lock
+# was still seen reading executor_jobs' entity index whole.
+
 
 @dataclass
 class WorkerConfig:
@@ -65,6 +78,7 @@ class Worker:
         self.failpoints = Failpoints(self._record_hit)
         self._last_heartbeat = 0.0
         self._db_role = ""
+        self._idle = True  # nothing claimed since connecting or since the last empty claim
         # --writers applies to the roles that hand batches off; the others never write in the background.
         count = config.writers if config.writers is not None and self.writer_count else self.writer_count
         self.writers = Writers(count, f"{self.role}-write")
@@ -116,7 +130,22 @@ class Worker:
             "limit": self.config.batch,
             "lease_seconds": self.config.lease_seconds,
         }
-        return self.alone(query, params)
+        if self._idle:
+            self._discard_plans()
+        jobs = self.alone(query, params)
+        if jobs and self._idle:
+            self._idle = False
+            self.writers.discard_plans()
+        return jobs
+
+    def _discard_plans(self) -> None:
+        """Drop the work connection's cached plans (see "An idle worker replans" above)."""
+        assert self.work is not None
+        self.work.autocommit = True
+        try:
+            self.work.execute("DISCARD PLANS")
+        finally:
+            self.work.autocommit = False
 
     def alone(
         self, query: str, params: dict[str, Any], conn: psycopg.Connection[Any] | None = None
@@ -149,6 +178,7 @@ class Worker:
 
     def idle(self) -> bool:
         """Nothing was claimed: wait for the writes in flight, then report no work."""
+        self._idle = True
         self.jobs_done += self.writers.settle()
         return False
 
@@ -157,6 +187,7 @@ class Worker:
 
     # -- connections ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
+        self._idle = True  # new sessions plan afresh; a backlog found at once is planned as it is
         self.side = psycopg.connect(
             self.config.dsn, autocommit=True, application_name=self.worker_id + "/side"
         )

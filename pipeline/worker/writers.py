@@ -40,6 +40,8 @@ class Writers:
         self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._connections: list[Connection] = []
         self._in_flight: collections.deque[Future[int]] = collections.deque()
+        # Connections to drop their cached plans before their next write (ids; set and popped atomically).
+        self._replan: dict[int, bool] = {}
 
     def open(self, connect: Callable[[int], Connection]) -> None:
         # One at a time into the list, so a failure part way leaves the ones opened for `close`.
@@ -58,6 +60,11 @@ class Writers:
         if error is not None:
             raise error
         return done
+
+    def discard_plans(self) -> None:
+        """Have every connection drop its cached plans before its next write (see pipeline.worker.base)."""
+        for conn in self._connections:
+            self._replan[id(conn)] = True
 
     def settle(self, keep: int = 0) -> int:
         """Wait until at most `keep` writes are in flight, oldest first; the sum of what they returned."""
@@ -89,6 +96,13 @@ class Writers:
     def _run(self, write: Callable[[Connection], int]) -> int:
         conn = self._free.get()
         try:
+            if self._replan.pop(id(conn), False):
+                # On its own, outside the write's transaction: a write that opens one expects none open.
+                conn.autocommit = True
+                try:
+                    conn.execute("DISCARD PLANS")
+                finally:
+                    conn.autocommit = False
             return write(conn)
         finally:
             self._free.put(conn)
