@@ -125,7 +125,8 @@ def _drain(sut: Sut, dsn: str, role: str, batch: int, log_dir: Path, server_cpu:
     with psycopg.connect(dsn, autocommit=True) as conn, RunningSystem(sut, dsn, log_dir, options) as system:
         pids = [m.pid for m in system.workers()]
         if server_cpu:
-            pids += [row[0] for row in conn.execute(Q["other_backends"])]
+            for worker in list(pids):
+                pids += [row[0] for row in conn.execute(Q["worker_backends"], {"name": f"%:{worker}"})]
         before = cpu_seconds(pids)
         left = conn.execute(Q["work_remaining"], {"kind": kind}).fetchone()[0]  # type: ignore[index]
         started = time.perf_counter()

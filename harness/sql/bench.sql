@@ -56,10 +56,12 @@ SELECT EXISTS (SELECT 1 FROM executor_job_queue WHERE kind = %(kind)s AND state 
 -- it is connected, a moment before the harness sees it announce itself.
 SELECT count(*) FROM executor_job_queue WHERE kind = %(kind)s AND state IN ('ready', 'leased')
 
--- name: other_backends
--- The backends on this database other than the caller's: while a worker is measured, its own connections.
+-- name: worker_backends
+-- The backends of one worker process, found by the name it gives its connections: role@host:pid, with a
+-- /suffix on all but the first; the name parameter is a LIKE pattern for the first: any text, a colon, the pid.
 SELECT pid FROM pg_stat_activity
- WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+ WHERE datname = current_database()
+   AND (application_name LIKE %(name)s OR application_name LIKE %(name)s || '/%%')
 
 -- name: reset_queue
 TRUNCATE executor_job_runs, executor_jobs, document_entities, user_documents, compat_warnings
