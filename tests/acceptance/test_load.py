@@ -154,8 +154,15 @@ def test_a_terminated_load_run_leaves_no_locust_worker_server_or_folder_behind()
         assert line.startswith("load: pipeline up"), line + harness.stderr.read()
         me = psutil.Process(harness.pid)
 
+        def command_line(process: psutil.Process) -> str:
+            # A child may exit between being listed and being read (a zombie, or gone): it is no Locust.
+            try:
+                return " ".join(process.cmdline())
+            except psutil.Error:
+                return ""
+
         def locusts() -> list[psutil.Process]:
-            return [p for p in me.children(recursive=True) if "locust" in " ".join(p.cmdline())]
+            return [p for p in me.children(recursive=True) if "locust" in command_line(p)]
 
         wait_until(lambda: len(locusts()) >= 3, 30, "the Locust master and its 2 forked workers")
         everything = me.children(recursive=True)
