@@ -26,7 +26,7 @@ from pipeline.errors import translate
 from pipeline.failpoint import Failpoints
 from pipeline.sql import queries
 from pipeline.supervised import orphaned
-from pipeline.worker.writers import Writers
+from pipeline.worker.writers import Writers, drop_cached_plans
 
 log = logging.getLogger("pipeline.worker")
 
@@ -131,21 +131,13 @@ class Worker:
             "lease_seconds": self.config.lease_seconds,
         }
         if self._idle:
-            self._discard_plans()
+            assert self.work is not None
+            drop_cached_plans(self.work)
         jobs = self.alone(query, params)
         if jobs and self._idle:
             self._idle = False
             self.writers.discard_plans()
         return jobs
-
-    def _discard_plans(self) -> None:
-        """Drop the work connection's cached plans (see "An idle worker replans" above)."""
-        assert self.work is not None
-        self.work.autocommit = True
-        try:
-            self.work.execute("DISCARD PLANS")
-        finally:
-            self.work.autocommit = False
 
     def alone(
         self, query: str, params: dict[str, Any], conn: psycopg.Connection[Any] | None = None

@@ -25,6 +25,16 @@ import psycopg
 Connection = psycopg.Connection[Any]
 
 
+def drop_cached_plans(conn: Connection) -> None:
+    """DISCARD PLANS on an idle connection, as a statement of its own: a caller that opens a transaction next
+    expects none open (see "An idle worker replans" in pipeline.worker.base)."""
+    conn.autocommit = True
+    try:
+        conn.execute("DISCARD PLANS")
+    finally:
+        conn.autocommit = False
+
+
 class Writers:
     """`count` threads, each write on a connection no other write is using at that moment.
 
@@ -97,12 +107,7 @@ class Writers:
         conn = self._free.get()
         try:
             if self._replan.pop(id(conn), False):
-                # On its own, outside the write's transaction: a write that opens one expects none open.
-                conn.autocommit = True
-                try:
-                    conn.execute("DISCARD PLANS")
-                finally:
-                    conn.autocommit = False
+                drop_cached_plans(conn)
             return write(conn)
         finally:
             self._free.put(conn)
