@@ -1,8 +1,9 @@
-"""`harness contracts check` and `harness gate`: the command-line face of contracts/.
+"""`contracts check`: the command-line face of contracts/.
 
-`register(subparsers)` adds both commands to any argparse parser (the harness CLI, or `python -m contracts`);
-`run(args)` and `run_gate(args)` return the exit code. Imports of the checkers are deferred, so building the
-parser costs nothing.
+`register(subparsers)` adds the command to any argparse parser (the harness CLI, or `python -m contracts`);
+`run(args)` returns the exit code. Imports of the checkers are deferred, so building the parser costs nothing.
+contracts/ imports nothing of the harness: a caller that can build a disposable database (the harness, for
+`--postgres embedded`) hands in a factory for it.
 
 Exit codes: 0 every contract held, 1 a contract was violated (a finding of level error not allowlisted),
 3 bad input (a DSN that does not connect, a missing source path, a malformed config or allowlist),
@@ -14,18 +15,27 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from contracts.result import CheckResult
 
+# (spec, parsed arguments) -> a context manager yielding the DSN of a disposable database for `spec`.
+DatabaseFactory = Callable[[str, argparse.Namespace], AbstractContextManager[str]]
+
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 3, 4
 FORMATS = ("text", "json", "junit", "sarif")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `contracts check` and `gate` to a CLI's subcommands."""
+def register(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    databases: DatabaseFactory | None = None,
+) -> argparse.ArgumentParser:
+    """Add `contracts check` to a CLI's subcommands; returns its parser (a caller may add options).
+    `databases` builds a disposable database for a `--postgres` spec that is not a DSN (e.g. `embedded`)."""
     contracts = subparsers.add_parser(
         "contracts",
         help="live-schema and static anti-drift contracts",
@@ -42,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     check.add_argument(
         "--postgres",
-        metavar="DSN|embedded",
-        help="database to check; `embedded` builds the reference schema on a private server",
+        metavar="DSN|embedded" if databases else "DSN",
+        help="database to check"
+        + ("; `embedded` builds the pipeline's schema on a private server" if databases else ""),
     )
     check.add_argument(
         "--source", type=Path, metavar="PATH", help="source tree (or file) to check statically"
@@ -57,41 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="contracts config (default: <source>/contracts.toml, else the reference's)",
     )
     check.add_argument("--verbose", action="store_true", help="text format: list allowlisted findings too")
-
-    gate = subparsers.add_parser(
-        "gate",
-        help="check a phase's acceptance criteria; write evidence to reports/phase-gates/",
-        description="Check the exit criteria of an RFC phase and write the evidence (Markdown and JSON).",
-        epilog="Exit codes: 0 every criterion holds (Go), 1 a criterion is not met (No-Go), 3 bad input, "
-        "4 the gate itself failed.",
-    )
-    gate.add_argument("--phase", type=int, required=True, choices=(1, 2, 3, 4))
-    gate.add_argument(
-        "--postgres",
-        metavar="DSN|embedded",
-        default="embedded",
-        help="embedded (default): the reference system on a private server; a DSN: a running "
-        "pipeline whose workers are up",
-    )
-    gate.add_argument(
-        "--source", type=Path, default=Path("."), metavar="PATH", help="source tree (default: .)"
-    )
-    gate.add_argument(
-        "--runs",
-        type=int,
-        default=3,
-        metavar="K",
-        help="consecutive real protect -> tsa -> anchor flows (default 3; the RFC canary asks 5)",
-    )
-    gate.add_argument("--config", type=Path, metavar="FILE", help="contracts config")
-    gate.add_argument("--out-dir", type=Path, default=Path("reports/phase-gates"), metavar="DIR")
-    gate.add_argument(
-        "--window-days",
-        type=float,
-        default=7.0,
-        help="phase 2: the window over which compat warnings must be zero (default 7)",
-    )
-    gate.add_argument("--flow-timeout", type=float, default=60.0, help="seconds each canary flow may take")
+    check.set_defaults(databases=databases)
+    return check
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,9 +98,12 @@ def _check(args: argparse.Namespace) -> int:
         raise ContractInputError(f"source path {args.source} does not exist")
     config = load_config(args.config, args.source if args.source and args.source.is_dir() else None)
     if args.postgres in ("embedded", "docker"):
-        from contracts.reference import reference_database
-
-        with reference_database(args.postgres) as dsn:
+        factory: DatabaseFactory | None = getattr(args, "databases", None)
+        if factory is None:
+            raise ContractInputError(
+                f"--postgres {args.postgres} needs the harness (`harness contracts check`); pass a DSN instead"
+            )
+        with factory(args.postgres, args) as dsn:
             result = run_checks(config, args.source, dsn)
     else:
         result = run_checks(config, args.source, args.postgres)
@@ -149,21 +130,4 @@ def _render(result: CheckResult, fmt: str, verbose: bool) -> str:
     return render.text(result, verbose)
 
 
-def run_gate(args: argparse.Namespace) -> int:
-    """`gate --phase N`: returns the exit code; the evidence goes to --out-dir."""
-    from contracts.errors import ContractError
-
-    try:
-        from contracts.gate import gate_command
-
-        return gate_command(args)
-    except ContractError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception:
-        traceback.print_exc()
-        print("error: the phase gate failed (exit 4); this is a bug in contracts/", file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-HANDLERS = {"contracts": run, "gate": run_gate}
+HANDLERS = {"contracts": run}

@@ -1,7 +1,7 @@
 """Classifying migrations core / legacy / infra, by name (`0007_legacy_gateway_v0.sql`) or by a header line
 (`-- class: legacy`) in the first 2000 characters; when both are present they must agree.
 
-This is the rule of harness/migration.py, restated here so a PR gate can use contracts/ without the
+This is the rule of harness/provision/migrations.py, restated here so a PR gate can use contracts/ without the
 harness runner; tests/contracts checks that both agree on every case.
 """
 

@@ -1,15 +1,23 @@
-"""The checker's own SQL, kept in `.sql` files under contracts/sql and read by query name (the harness's
-reader, pointed at this folder)."""
+"""SQL kept in `.sql` files and read by query name: `-- name: <query>` headers, comment lines dropped.
+
+The harness reads its own SQL with this same reader (contracts/ is the lower layer: it imports nothing of
+the harness)."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 
-from harness.sqlfile import named_queries as _named_queries
-
 _FOLDER = Path(__file__).parent / "sql"
+_NAMED = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
-def named_queries(file: str) -> dict[str, str]:
-    """`{name: statement}` for contracts/sql/<file>.sql."""
-    return _named_queries(file, _FOLDER)
+@cache
+def named_queries(file: str, folder: Path = _FOLDER) -> dict[str, str]:
+    """`{name: statement}` for <folder>/<file>.sql (contracts/sql by default)."""
+    chunks = _NAMED.split((folder / f"{file}.sql").read_text(encoding="utf-8"))
+    return {
+        name: "\n".join(ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")).strip()
+        for name, body in zip(chunks[1::2], chunks[2::2], strict=True)
+    }

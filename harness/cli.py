@@ -11,17 +11,20 @@ Exit codes (every command):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 from contracts import cli as contracts_cli
-from harness import observability_cli
 from harness.errors import BadInput, HarnessError
+from harness.gate import cli as gate_cli
+from harness.ops import cli as observability_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3, 4
 
@@ -160,20 +163,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
-    contracts_cli.register(sub)
+    check = contracts_cli.register(sub, databases=_contracts_database)
+    check.add_argument("--sut", type=Path, help="with --postgres embedded: SUT file whose schema to build")
+    gate_cli.register(sub)
     observability_cli.register(sub)
     return parser
 
 
+@contextlib.contextmanager
+def _contracts_database(spec: str, args: argparse.Namespace) -> Iterator[str]:
+    """`harness contracts check --postgres embedded`: the SUT's schema (the reference by default) on a
+    private server, for the live contracts."""
+    from contracts.errors import ContractInputError
+    from harness.provision import open_provider
+    from harness.provision.migrations import MigrationPlan
+
+    try:
+        with (
+            open_provider(spec, ready_clones=0) as provider,
+            provider.database(MigrationPlan(_sut(getattr(args, "sut", None)).migrations)) as dsn,
+        ):
+            yield dsn
+    except HarnessError as exc:
+        raise ContractInputError(f"could not provision Postgres ({spec}): {exc}") from exc
+
+
 def _sut(path: Path | None):
-    from harness.sut import load_sut, reference_sut
+    from harness.sut.config import load_sut, reference_sut
 
     return load_sut(path) if path else reference_sut()
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
     from harness.e2e import run_e2e
-    from harness.system import SystemOptions
+    from harness.sut.system import SystemOptions
 
     if args.flows < 1:
         raise BadInput(f"--flows must be at least 1, got {args.flows}")
@@ -202,8 +225,8 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from harness.load import LoadOptions, render, run_load
-    from harness.system import SystemOptions
+    from harness.load.driver import LoadOptions, render, run_load
+    from harness.sut.system import SystemOptions
 
     options = LoadOptions(
         users=args.users,
@@ -234,8 +257,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     import psycopg
 
-    from harness.readback import read_trace
-    from harness.trace import render
+    from harness.checkers.trace import render
+    from harness.sut.readback import read_trace
 
     if not args.postgres or args.postgres in ("embedded", "docker"):
         raise BadInput("harness trace reads an existing database: pass --postgres DSN (harness up prints it)")
@@ -256,9 +279,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness.migration import MigrationPlan
     from harness.provision import open_provider
-    from harness.system import RunningSystem
+    from harness.provision.migrations import MigrationPlan
+    from harness.sut.system import RunningSystem
 
     sut = _sut(args.sut)
     stop = threading.Event()
@@ -292,7 +315,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness.bench import as_dict, render, run_bench, run_soak
+    from harness.perf.bench import as_dict, render, run_bench, run_soak
 
     if args.instructions:
         return _bench_instructions(args)
@@ -313,7 +336,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_instructions(args: argparse.Namespace) -> int:
-    from harness import instructions
+    from harness.perf import instructions
 
     if args.postgres != "embedded":
         raise BadInput("--instructions runs its own server under valgrind: leave --postgres at embedded")
@@ -330,7 +353,7 @@ def _bench_instructions(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.model import Verdict
+    from harness.records import Verdict
     from harness.reports import summary_table, write_reports
     from harness.scenario import select
     from harness.session import new_run_id, run_session
@@ -410,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "scenarios": cmd_scenarios,
         **contracts_cli.HANDLERS,
+        "gate": gate_cli.run_gate,
         **observability_cli.HANDLERS,
     }
     try:

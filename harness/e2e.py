@@ -17,12 +17,12 @@ from typing import Any
 
 import psycopg
 
-from harness.migration import MigrationPlan
 from harness.provision import open_provider
-from harness.readback import read_trace
+from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
-from harness.sut import Sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.sut.config import Sut, reference_sut
+from harness.sut.readback import read_trace
+from harness.sut.system import RunningSystem, SystemOptions
 
 Q = named_queries("system")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.faults import REGISTRY, Fault, FaultContext
 from harness.history import History, OpType
-from harness.model import FaultSpec, FaultWindow
+from harness.records import FaultSpec, FaultWindow
 
 
 @dataclass

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from harness.history import History, OpType
-from harness.model import FinalState
+from harness.records import FinalState
 from harness.sqlfile import named_queries
 
 Q = named_queries("run")

@@ -28,12 +28,12 @@ import pytest
 
 from harness.faults import REGISTRY, Fault, FaultContext
 from harness.history import History
-from harness.migration import MigrationPlan
-from harness.model import CheckResult, Expectations, RunRecord, Scenario, Workload
 from harness.observer import read_final
 from harness.provision import Provider, open_provider
-from harness.sut import Sut, load_sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.provision.migrations import MigrationPlan
+from harness.records import CheckResult, Expectations, RunRecord, Scenario, Workload
+from harness.sut.config import Sut, load_sut, reference_sut
+from harness.sut.system import RunningSystem, SystemOptions
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

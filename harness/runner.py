@@ -27,14 +27,14 @@ import yaml
 
 from harness.faults import REGISTRY, FaultContext
 from harness.history import History
-from harness.migration import MigrationPlan
-from harness.model import FaultSpec, RunRecord, Scenario, ScenarioResult, Verdict
 from harness.nemesis import Nemesis
 from harness.observer import Observer, read_final
 from harness.provision import EmbeddedPostgres, Provider
+from harness.provision.migrations import MigrationPlan
+from harness.records import FaultSpec, RunRecord, Scenario, ScenarioResult, Verdict
 from harness.sqlfile import named_queries
-from harness.sut import Sut
-from harness.system import RunningSystem, SystemOptions, apply_settings
+from harness.sut.config import Sut
+from harness.sut.system import RunningSystem, SystemOptions, apply_settings
 from harness.workload import Workload
 
 Q = named_queries("run")

@@ -1,8 +1,8 @@
 """Scenario files: YAML, validated whole before anything runs.
 
 Every problem is reported at once, each as `file: path.in.file: what was found; what is allowed`, e.g.
-`scenarios/worker-crash.yaml: faults[1].role: 'some' is not allowed; expected one of: fase1-executor, ...`.
-`scenarios/README.md` documents the format field by field.
+`harness/scenarios/worker-crash.yaml: faults[1].role: 'some' is not allowed; expected one of: fase1-executor, ...`.
+`harness/scenarios/README.md` documents the format field by field.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import yaml
 
 from harness.errors import BadInput
 from harness.faults import REGISTRY
-from harness.model import SUITES, AlertExpectation, Expectations, FaultSpec, Scenario, Workload
+from harness.records import SUITES, AlertExpectation, Expectations, FaultSpec, Scenario, Workload
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # the built-in scenarios ship in the wheel
 DEFAULT_CHECKS = (
     "no_lost_job",
     "no_duplicate_job",

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from harness.model import RunSummary, Scenario, ScenarioResult
 from harness.provision import open_provider
+from harness.records import RunSummary, Scenario, ScenarioResult
 from harness.runner import Progress, run_scenario
-from harness.sut import Sut
+from harness.sut.config import Sut
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,20 +1,15 @@
-"""The harness's SQL, kept in `.sql` files under harness/sql and read by query name."""
+"""The harness's SQL, kept in `.sql` files under harness/sql and read by query name. Every statement the
+harness runs against a pipeline is in that folder, so the contract it relies on can be read in one place."""
 
 from __future__ import annotations
 
-import re
-from functools import cache
 from pathlib import Path
 
+from contracts.sqlfile import named_queries as _named_queries
+
 _FOLDER = Path(__file__).parent / "sql"
-_NAMED = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
-@cache
 def named_queries(file: str, folder: Path = _FOLDER) -> dict[str, str]:
     """`{name: statement}` for <folder>/<file>.sql (harness/sql by default); comment lines are dropped."""
-    chunks = _NAMED.split((folder / f"{file}.sql").read_text(encoding="utf-8"))
-    return {
-        name: "\n".join(ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")).strip()
-        for name, body in zip(chunks[1::2], chunks[2::2], strict=True)
-    }
+    return _named_queries(file, folder)

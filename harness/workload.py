@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from harness.history import History, OpType
-from harness.model import Workload as WorkloadSpec
+from harness.records import Workload as WorkloadSpec
 from harness.sqlfile import named_queries
 
 Q = named_queries("run")

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.migration import MigrationPlan
 from harness.provision import EmbeddedPostgres
-from harness.sut import Sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.provision.migrations import MigrationPlan
+from harness.sut.config import Sut, reference_sut
+from harness.sut.system import RunningSystem, SystemOptions
 
 pytest_plugins = ["pytester"]
 

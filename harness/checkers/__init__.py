@@ -28,7 +28,7 @@ from harness.checkers import (
     throughput_slo,
     traces_complete,
 )
-from harness.model import CheckResult, RunRecord, Verdict, combine
+from harness.records import CheckResult, RunRecord, Verdict, combine
 
 Checker = Callable[[RunRecord], CheckResult]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checkers.rows import epoch, observer_samples, plain
-from harness.model import RunRecord
+from harness.records import RunRecord
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.checkers.alert import Transition, firing_at, transitions
 from harness.checkers.rows import alert_keys_seen, clock, describe_fault
-from harness.model import Anomaly, CheckResult, FaultWindow, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, FaultWindow, RunRecord, Verdict
 
 NAME = "alerts_expected"
 NO_ALERT_DATA = (

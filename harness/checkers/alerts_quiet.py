@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.checkers.alert import transitions
 from harness.checkers.alerts_expected import NO_ALERT_DATA
 from harness.checkers.rows import alert_keys_seen, clock, during
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "alerts_quiet"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.checkers.rows import clock, epoch, job_row, plain, short
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "compat_warnings"
 REDIRECTED = "compat_redirect"

@@ -9,7 +9,7 @@ traces_complete turn "still open" into unknown too).
 from __future__ import annotations
 
 from harness.checkers.rows import job_row, short
-from harness.model import CheckResult, RunRecord, Verdict
+from harness.records import CheckResult, RunRecord, Verdict
 
 NAME = "drained"
 OPEN = ("queued", "running", "retrying")

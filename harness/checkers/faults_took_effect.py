@@ -9,7 +9,7 @@ each fault that did not take effect or could not be told, with its evidence.
 from __future__ import annotations
 
 from harness.checkers.rows import describe_fault
-from harness.model import CheckResult, RunRecord, Verdict
+from harness.records import CheckResult, RunRecord, Verdict
 
 NAME = "faults_took_effect"
 

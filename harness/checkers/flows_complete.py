@@ -32,7 +32,7 @@ from harness.checkers.rows import (
     short,
 )
 from harness.history import OpType
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "flows_complete"
 

@@ -23,7 +23,7 @@ from harness.checkers.rows import (
     jobs_by_source,
     short,
 )
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "gap_slo"
 WORST = 5

@@ -20,7 +20,7 @@ from harness.checkers.rows import (
     job_row,
     short,
 )
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "no_duplicate_job"
 

@@ -21,7 +21,7 @@ from harness.checkers.rows import (
     needs_job,
     short,
 )
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "no_lost_job"
 

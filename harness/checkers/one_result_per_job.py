@@ -25,7 +25,7 @@ from harness.checkers.rows import (
     runs_by_job,
     short,
 )
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "one_result_per_job"
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 from harness.checkers.rows import short
 from harness.history import OpType, pairs
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "requests_accepted"
 

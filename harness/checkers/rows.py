@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.checkers.trace import needs_job as _needs_job
 from harness.history import OpType, pairs
-from harness.model import FaultWindow, FinalState, RunRecord
-from harness.trace import needs_job as _needs_job
+from harness.records import FaultWindow, FinalState, RunRecord
 
 Row = Mapping[str, Any]
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from harness.checkers.rows import clock, epoch, job_row, plain, short
 from harness.history import OpType
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "strict_gateway"
 GATEWAY_VIA = ("trigger", "direct_call", "replay")

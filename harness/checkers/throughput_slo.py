@@ -11,7 +11,7 @@ open-loop generator that lagged from skewing the figure.
 from __future__ import annotations
 
 from harness.checkers.rows import CLOSING, clock, entity_events, epoch, requests, short
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "throughput_slo"
 SLOWEST = 5

@@ -1,6 +1,6 @@
 """traces_complete: every flow's path event -> job -> run -> result is whole, as `harness trace` judges it.
 
-The judgement is harness.trace.build_trace, the same function behind `harness trace` and `harness e2e`, so
+The judgement is harness.checkers.trace.build_trace, the same function behind `harness trace` and `harness e2e`, so
 the checker and the command a person runs next can never disagree. Judged: every entity with a
 document.*.requested event and every entity the workload asked for; an entity with neither (a nemesis's
 scratch entity, a poison job's) has no flow to trace.
@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.checkers.rows import FINAL_STATUSES, REQUEST_EVENT, Row, plain, requests, result_job_id, short
-from harness.model import Anomaly, CheckResult, RunRecord, Verdict
-from harness.trace import build_trace
+from harness.checkers.trace import build_trace
+from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "traces_complete"
 # Problems a longer drain could still have fixed, and problems only a flow (not a side path) can have; both
-# in the wording of harness.trace.
+# in the wording of harness.checkers.trace.
 _LATE = ("flow not closed", ": still ", "no run recorded")
 _FLOW_ONLY = ("no document.*.requested event", "flow not closed")
 

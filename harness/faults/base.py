@@ -18,7 +18,7 @@ import psycopg
 from harness.history import History
 from harness.provision import Provider
 from harness.sqlfile import named_queries
-from harness.system import RunningSystem
+from harness.sut.system import RunningSystem
 
 Q = named_queries("faults")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from harness.migration import MigrationPlan
 from harness.provision.cluster import ClusterDatabases
+from harness.provision.migrations import MigrationPlan
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from harness.migration import MigrationPlan, apply_migrations
+from harness.provision.migrations import MigrationPlan, apply_migrations
 
 
 def dsn_for(admin_dsn: str, dbname: str) -> str:

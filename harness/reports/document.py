@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BadInput
-from harness.model import FaultWindow, RunSummary, ScenarioResult
+from harness.records import FaultWindow, RunSummary, ScenarioResult
 from harness.reports.outcome import cases, caught, failed_and_unknown
 
 FORMAT = 1  # bump when a field changes meaning; readers check it

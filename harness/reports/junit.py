@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from harness.model import RunSummary, ScenarioResult
+from harness.records import RunSummary, ScenarioResult
 from harness.reports.document import iso
 from harness.reports.outcome import Case, Outcome, case_classname, cases, repeated_names
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.model import CheckResult, ScenarioResult, Verdict, combine
+from harness.records import CheckResult, ScenarioResult, Verdict, combine
 
 RUN_CASE = "run"  # the case of a scenario the harness could not run
 SCENARIO_CASE = "scenario"  # the case holding a scenario-level reason (faults, drain)

@@ -12,7 +12,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from harness.model import CheckResult, RunSummary, ScenarioResult, Verdict
+from harness.records import CheckResult, RunSummary, ScenarioResult, Verdict
 from harness.reports.document import iso, jsonable, relative
 from harness.reports.outcome import RUN_CASE, Case, Outcome, case_classname, cases, repeated_names
 from harness.reports.timeline import timeline_svg

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.history import Op, OpType, pairs
-from harness.model import RunRecord
+from harness.records import RunRecord
 
 NON_WORKLOAD = ("nemesis", "observer")
 GAP_KEYS = ("event_to_job_gap_s", "gap_s")  # the event-to-job gap KPI, when the observer samples it

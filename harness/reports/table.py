@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.model import RunSummary, Verdict
+from harness.records import RunSummary, Verdict
 from harness.reports.outcome import case_classname, failed_and_unknown, repeated_names
 
 ANSI = {Verdict.VALID: "\033[32m", Verdict.INVALID: "\033[31m", Verdict.UNKNOWN: "\033[33m"}

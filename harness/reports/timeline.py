@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from harness.model import RunRecord
+from harness.records import RunRecord
 from harness.reports.series import Series, series_of
 
 WIDTH = 1100

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.model import RunSummary
+from harness.records import RunSummary
 from harness.reports.document import REPORT_JSON, dump, report_document
 from harness.reports.junit import junit_xml
 from harness.reports.page import report_html

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.load import LOCUSTFILE
+from harness.load.driver import LOCUSTFILE
 from harness.wait import wait_until
 
 HARNESS = [sys.executable, "-m", "harness.cli", "load"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.scenario import SCENARIO_DIR
 from harness.wait import wait_until
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -56,12 +57,11 @@ def test_bad_scenario_file_is_bad_input_before_anything_runs(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_mid_fault_heals_tears_down_and_reports(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [
             *HARNESS,
             "run",
-            str(root / "scenarios" / "core-trigger-disabled.yaml"),
+            str(SCENARIO_DIR / "core-trigger-disabled.yaml"),
             "--report-dir",
             str(tmp_path),
         ],

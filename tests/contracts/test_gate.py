@@ -3,17 +3,18 @@ must say No-Go with their evidence."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from contracts.canary import CanaryResult
 from contracts.config import Config
-from contracts.phases import GateFacts, no_dead_handler, runbook_drills
 from contracts.result import CheckResult
 from harness.cli import main
+from harness.gate.canary import CanaryResult
+from harness.gate.phases import GateFacts, no_dead_handler, runbook_drills
 from tests.contracts.plant import ROOT, write
 
 
@@ -92,7 +93,8 @@ def test_dead_handler_and_unhandled_type_are_found(dsn: str, tmp_path: Path) -> 
 
 
 def test_absent_drills_are_not_met_with_a_clear_evidence_line(dsn: str, tmp_path: Path) -> None:
-    criterion = runbook_drills(_facts(dsn, tmp_path))
+    facts = dataclasses.replace(_facts(dsn, tmp_path), runbooks=tmp_path / "runbooks")
+    criterion = runbook_drills(facts)
     assert criterion.ok is False
     assert criterion.evidence[0].startswith("runbooks present: none")
 

@@ -11,8 +11,8 @@ import pytest
 from contracts.config import Config
 from contracts.finding import Level
 from contracts.live import check_live
-from harness.migration import MigrationPlan
 from harness.provision import EmbeddedPostgres
+from harness.provision.migrations import MigrationPlan
 
 Conn = psycopg.Connection[Any]
 

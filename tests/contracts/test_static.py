@@ -11,7 +11,7 @@ from contracts.errors import ContractInputError
 from contracts.finding import Level
 from contracts.migrations import classify
 from harness.errors import BadInput
-from harness.migration import load_migrations
+from harness.provision.migrations import load_migrations
 from tests.contracts.plant import ROOT, line_of, static, violations, write
 
 DIRECT = "cur.execute(\"insert into executor_jobs(job_type) values ('protect')\")  # planted"

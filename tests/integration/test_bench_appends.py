@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from harness.bench import (
+from harness.perf.bench import (
     FLOW_EVENTS,
     LEAN_QUEUE_NAPTIME_S,
     append_rate,

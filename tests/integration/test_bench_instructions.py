@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.instructions import run_instructions
-from harness.sut import load_sut, reference_sut, to_toml
+from harness.perf.instructions import run_instructions
+from harness.sut.config import load_sut, reference_sut, to_toml
 
 needs_valgrind = pytest.mark.skipif(
     shutil.which("valgrind") is None, reason="valgrind not installed: apt-get install -y valgrind"

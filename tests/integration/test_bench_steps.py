@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from harness.bench import step_rounds, trivial_worker_drain, worker_drain
-from harness.peers import pgqueuer_available
+from harness.perf.bench import step_rounds, trivial_worker_drain, worker_drain
+from harness.perf.peers import pgqueuer_available
 from harness.provision import EmbeddedPostgres
-from harness.sut import Sut
+from harness.sut.config import Sut
 
 Conn = psycopg.Connection[Any]
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from harness.sqlfile import named_queries
-from harness.system import RunningSystem
+from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 
 Q = named_queries("bench")

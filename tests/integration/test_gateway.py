@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from harness.migration import MigrationPlan, apply_migrations
+from harness.provision.migrations import MigrationPlan, apply_migrations
 from pipeline.errors import DirectInsertRejected, MalformedEvent, UnknownEntity, UnknownJobType, translate
 
 Conn = psycopg.Connection[Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness.peers import pgqueuer_available, pgqueuer_drain
+from harness.perf.peers import pgqueuer_available, pgqueuer_drain
 from harness.provision import EmbeddedPostgres
 
 pytestmark = pytest.mark.skipif(

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from harness.errors import BadDsn, MissingBinary, NoDockerEngine, ProvisionError
-from harness.migration import MigrationPlan
 from harness.provision import DsnPostgres, EmbeddedPostgres, open_provider
 from harness.provision.binaries import find_binaries
+from harness.provision.migrations import MigrationPlan
 
 
 def _server_gone(server: EmbeddedPostgres, pid: int, folder: Path, port: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.supervisor import SUPERVISOR_ENV
+from harness.sut.supervisor import SUPERVISOR_ENV
 from harness.wait import wait_until
 
 # A stand-in for the harness: its own embedded Postgres, and a Supervisor starting a worker and a service on
@@ -25,10 +25,10 @@ PARENT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import psycopg
-    from harness.migration import MigrationPlan
+    from harness.provision.migrations import MigrationPlan
     from harness.provision import EmbeddedPostgres
-    from harness.supervisor import Supervisor
-    from harness.sut import reference_sut
+    from harness.sut.supervisor import Supervisor
+    from harness.sut.config import reference_sut
     pg = EmbeddedPostgres(ready_clones=0).__enter__()
     dsn = pg.new_database(MigrationPlan(reference_sut().migrations))
     supervisor = Supervisor(Path(sys.argv[1]))

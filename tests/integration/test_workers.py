@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from harness.readback import read_trace
-from harness.system import RunningSystem
+from harness.sut.readback import read_trace
+from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 
 Conn = psycopg.Connection[Any]

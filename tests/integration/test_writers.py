@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.bench import Q
-from harness.supervisor import Supervisor
+from harness.perf.bench import Q
+from harness.sut.supervisor import Supervisor
 from harness.wait import wait_until
 from pipeline.worker.writers import Writers
 from tests.integration.test_workers import Start, closed_as, count_events, request

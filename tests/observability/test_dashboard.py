@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.dashboard import DashboardServer, open_dashboard
-from harness.system import RunningSystem
+from harness.ops.dashboard import DashboardServer, open_dashboard
+from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 from tests.observability.conftest import Conn
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from harness import runbook as rb
-from harness.drill import DRILLS, run_drill
 from harness.errors import BadInput
-from harness.system import RunningSystem
+from harness.ops import runbook as rb
+from harness.ops.drill import DRILLS, run_drill
+from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 from tests.observability.conftest import Conn
 

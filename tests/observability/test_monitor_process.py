@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.drill_fault import LightLoad
-from harness.system import RunningSystem
+from harness.ops.drill_fault import LightLoad
+from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 from tests.observability.conftest import Conn
 

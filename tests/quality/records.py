@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.history import Op, OpType
-from harness.model import (
+from harness.records import (
     AlertExpectation,
     Expectations,
     FaultWindow,

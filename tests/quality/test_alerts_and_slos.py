@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.checkers import alerts_expected, alerts_quiet, gap_slo, throughput_slo
 from harness.checkers.gap_slo import percentile
-from harness.model import Verdict
+from harness.records import Verdict
 from tests.quality.records import World, alert, expectations, healthy, iso
 
 TRIGGER = "core_trigger_disabled"

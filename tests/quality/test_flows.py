@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.checkers import flows_complete, requests_accepted, traces_complete
 from harness.history import OpType
-from harness.model import Verdict
+from harness.records import Verdict
 from tests.quality.records import World, healthy
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.checkers import compat_warnings, strict_gateway
 from harness.history import OpType
-from harness.model import Verdict
+from harness.records import Verdict
 from tests.quality.records import T0, World, healthy
 
 

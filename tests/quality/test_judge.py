@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 from harness.checkers import CHECKERS, drained, faults_took_effect, judge, run_checkers
-from harness.model import CheckResult, RunRecord, Verdict
+from harness.records import CheckResult, RunRecord, Verdict
 from tests.quality.records import alert, expectations, healthy
 
 ALL_CHECKS = tuple(CHECKERS)

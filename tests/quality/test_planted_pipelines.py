@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.sut import reference_sut, to_toml
+from harness.scenario import SCENARIO_DIR
+from harness.sut.config import reference_sut, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,7 +199,7 @@ def test_harness_run_catches_a_planted_bug(tmp_path: Path, bug: str) -> None:
             "-m",
             "harness.cli",
             "run",
-            str(ROOT / "scenarios" / f"{scenario}.yaml"),
+            str(SCENARIO_DIR / f"{scenario}.yaml"),
             "--sut",
             str(config),
             "--report-dir",

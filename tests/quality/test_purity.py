@@ -28,7 +28,7 @@ FORBIDDEN_MODULES = {
     "asyncio",
 }
 FORBIDDEN_CALLS = {"open", "print", "input", "exec", "eval"}
-ALLOWED_HARNESS = {"harness.checkers", "harness.model", "harness.history", "harness.trace"}
+ALLOWED_HARNESS = {"harness.checkers", "harness.records", "harness.history", "harness.checkers.trace"}
 
 
 def _problems(path: Path) -> list[str]:

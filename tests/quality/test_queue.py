@@ -7,7 +7,7 @@ invalid with the right anomaly naming the right entity; the same run without the
 from __future__ import annotations
 
 from harness.checkers import no_duplicate_job, no_lost_job, one_result_per_job
-from harness.model import Verdict
+from harness.records import Verdict
 from tests.quality.records import healthy
 
 

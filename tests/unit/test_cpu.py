@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from harness.cpu import cpu_seconds
+from harness.perf.cpu import cpu_seconds
 
 # Spins for 0.4 s of CPU, says so, then sleeps.
 BUSY = (

@@ -8,8 +8,8 @@ import pytest
 
 from harness.faults.base import REGISTRY, Fault
 from harness.history import History
-from harness.model import FaultSpec
 from harness.nemesis import Nemesis
+from harness.records import FaultSpec
 
 
 class _Interrupted(Fault):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.checkers.trace import build_trace
 from harness.errors import BadInput
-from harness.migration import MigrationPlan, load_migrations
-from harness.sut import load_sut
-from harness.trace import build_trace
+from harness.provision.migrations import MigrationPlan, load_migrations
+from harness.sut.config import load_sut
 from pipeline.failpoint import BadFailpoint, parse_action, parse_spec
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from harness.errors import BadInput
 from harness.history import Op, OpType
-from harness.model import (
+from harness.records import (
     AlertExpectation,
     Anomaly,
     CheckResult,

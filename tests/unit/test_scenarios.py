@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import ScenarioError, all_scenario_files, load_scenarios, parse_scenario, select
+from harness.scenario import (
+    SCENARIO_DIR,
+    ScenarioError,
+    all_scenario_files,
+    load_scenarios,
+    parse_scenario,
+    select,
+)
 
 GOOD = {"name": "ok", "description": "d", "suites": ["nightly"], "workload": {"flows": 5, "rate": 5}}
 
@@ -91,9 +98,9 @@ def test_every_shipped_scenario_validates_and_nightly_has_the_required_ones() ->
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_scenario_gets_its_exact_message(case: str) -> None:
     change, message = BROKEN[case]
-    scenario, problems = parse_scenario({**GOOD, **change}, "scenarios/broken.yaml")
+    scenario, problems = parse_scenario({**GOOD, **change}, "harness/scenarios/broken.yaml")
     assert scenario is None
-    assert any(p.startswith("scenarios/broken.yaml: ") and message in p for p in problems), problems
+    assert any(p.startswith("harness/scenarios/broken.yaml: ") and message in p for p in problems), problems
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -124,7 +131,7 @@ def test_every_fault_and_checker_is_documented() -> None:
     from harness.faults import REGISTRY
 
     root = Path(__file__).resolve().parents[2]
-    scenarios_doc = (root / "scenarios" / "README.md").read_text()
+    scenarios_doc = (SCENARIO_DIR / "README.md").read_text()
     checkers_doc = (root / "harness" / "checkers" / "README.md").read_text()
     assert [f for f in REGISTRY if f"`{f}`" not in scenarios_doc] == []
     assert [c for c in CHECKERS if c not in checkers_doc] == []
@@ -144,5 +151,5 @@ def test_the_dedupe_key_bug_scenario_skips_every_later_rewrite_of_the_gateway() 
         for path in folder.glob("*.sql")
         if path.name[:4] > "0007" and DEFINES_GATEWAY.search(path.read_text(encoding="utf-8"))
     )
-    (scenario,) = load_scenarios([root / "scenarios" / "ambiguous-dedupe-key-bug.yaml"])
+    (scenario,) = load_scenarios([SCENARIO_DIR / "ambiguous-dedupe-key-bug.yaml"])
     assert rewrites and sorted(scenario.migrations_skip) == rewrites

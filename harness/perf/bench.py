@@ -14,7 +14,7 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
   both: the canonical step (far more work per job than pgqueuer's) and the trivial jobs (like for like);
 - CPU per job, for the trivial jobs and the peer: the CPU microseconds each job cost the client process and
   its server backends together (read from /proc, so for a server on this machine only). A rate drops when a
-  neighbour takes the machine; the CPU a job costs barely moves (harness/cpu.py);
+  neighbour takes the machine; the CPU a job costs barely moves (harness/perf/cpu.py);
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
   entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
   from 4 pgbench clients (no Python client sharing the machine);
@@ -38,16 +38,16 @@ from typing import Any
 
 import psycopg
 
-from harness.cpu import Drain, cpu_seconds
-from harness.e2e import run_e2e
 from harness.errors import HarnessError, MissingBinary
-from harness.migration import MigrationPlan
-from harness.peers import pgqueuer_available, pgqueuer_drain
+from harness.e2e import run_e2e
+from harness.perf.cpu import Drain, cpu_seconds
+from harness.perf.peers import pgqueuer_available, pgqueuer_drain
 from harness.provision import Provider, open_provider
 from harness.provision.binaries import find_binaries
+from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
-from harness.sut import Sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.sut.config import Sut, reference_sut
+from harness.sut.system import RunningSystem, SystemOptions
 
 Q = named_queries("bench")
 

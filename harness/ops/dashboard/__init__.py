@@ -8,8 +8,8 @@ read-only role `pipeline_reader`.
 
 from __future__ import annotations
 
-from harness.dashboard.data import DashboardData
-from harness.dashboard.server import DashboardServer
+from harness.ops.dashboard.data import DashboardData
+from harness.ops.dashboard.server import DashboardServer
 
 
 def open_dashboard(dsn: str, port: int = 0) -> DashboardServer:

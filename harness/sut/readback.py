@@ -7,9 +7,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from harness.checkers.trace import Trace, build_trace
 from harness.errors import BadInput
 from harness.sqlfile import named_queries
-from harness.trace import Trace, build_trace
 
 Q = named_queries("system")
 

@@ -3,7 +3,7 @@ each started only through the public API (`request_protection`) and judged by it
 
 It needs workers to be running on the database: the gate starts the reference system itself on an
 embedded server, or, given a DSN, relies on the pipeline's own workers (a flow that does not close in
-time says so). The trace judgement is the harness's (`harness.readback.read_trace`), the same one
+time says so). The trace judgement is the harness's (`harness.sut.readback.read_trace`), the same one
 `harness trace` and `harness e2e` use.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from contracts.sqlfile import named_queries
+from harness.sqlfile import named_queries
 
 Q = named_queries("gate")
 
@@ -71,7 +71,7 @@ class CanaryResult:
 
 def run_canary(dsn: str, runs: int, timeout_s: float) -> CanaryResult:
     """Run `runs` flows one after another; stop at the first that fails (they must be consecutive)."""
-    from harness.readback import read_trace
+    from harness.sut.readback import read_trace
     from harness.wait import WaitTimeout, wait_until
 
     result = CanaryResult(runs)

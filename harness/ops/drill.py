@@ -24,20 +24,20 @@ from typing import Any
 
 import psycopg
 
-from harness import runbook as rb
-from harness.drill_fault import (
+from harness.errors import BadInput
+from harness.ops import runbook as rb
+from harness.ops.drill_fault import (
     CoreTriggerDisabled,
     CrashBeforeResultEvent,
     Fault,
     LightLoad,
     OrchestratorStopped,
 )
-from harness.errors import BadInput
-from harness.migration import MigrationPlan
 from harness.provision import open_provider
+from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
-from harness.sut import Sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.sut.config import Sut, reference_sut
+from harness.sut.system import RunningSystem, SystemOptions
 from harness.wait import WaitTimeout, wait_until
 
 Q = named_queries("drill")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import psycopg
 
 from harness.sqlfile import named_queries
-from harness.system import RunningSystem
+from harness.sut.system import RunningSystem
 
 Q = named_queries("drill")
 SYSTEM = named_queries("system")

@@ -19,8 +19,8 @@ import psycopg
 
 from harness.errors import BadInput
 from harness.sqlfile import named_queries
-from harness.sut import Sut
-from harness.system import RunningSystem
+from harness.sut.config import Sut
+from harness.sut.system import RunningSystem
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from harness.dashboard import open_dashboard
+    from harness.ops.dashboard import open_dashboard
 
     if not args.postgres or args.postgres in ("embedded", "docker"):
         raise BadInput(
@@ -83,7 +83,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from harness.alerts import dump, read_rules, rule_file, unit_tests
+    from harness.ops.alerts import dump, read_rules, rule_file, unit_tests
 
     with _database(args.postgres) as (dsn, fresh), psycopg.connect(dsn, autocommit=True) as conn:
         rules = read_rules(conn, args.profile or ("production" if fresh else None))
@@ -113,16 +113,16 @@ def _database(postgres: str) -> Iterator[tuple[str, bool]]:
     if postgres not in ("embedded", "docker"):
         yield postgres, False
         return
-    from harness.migration import MigrationPlan
     from harness.provision import open_provider
-    from harness.sut import reference_sut
+    from harness.provision.migrations import MigrationPlan
+    from harness.sut.config import reference_sut
 
     with open_provider(postgres, ready_clones=0) as pg:
         yield pg.new_database(MigrationPlan(reference_sut().migrations)), True
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from harness.drill import run_drill, spec_for
+    from harness.ops.drill import run_drill, spec_for
 
     spec_for(args.runbook)  # an unknown runbook is bad input before anything starts
     result, _paths = run_drill(args.runbook, args.postgres, auto=args.auto, report_dir=args.report_dir)
@@ -163,7 +163,7 @@ def up_extras(system: RunningSystem, sut: Sut, args: argparse.Namespace) -> Iter
         )
         lines.append(f"metrics   {managed.url}")
     try:
-        from harness.dashboard import open_dashboard
+        from harness.ops.dashboard import open_dashboard
 
         try:
             server = open_dashboard(system.dsn, args.dashboard_port).start()

@@ -15,10 +15,10 @@ from typing import Any
 
 import psycopg
 
+from harness.checkers.trace import Trace
 from harness.errors import BadInput
-from harness.readback import read_trace
 from harness.sqlfile import named_queries
-from harness.trace import Trace
+from harness.sut.readback import read_trace
 
 Q = named_queries("dashboard")
 READER = "pipeline_reader"

@@ -18,12 +18,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from contracts.canary import CanaryResult
 from contracts.config import Config
 from contracts.finding import Finding
 from contracts.handlertable import read_handler_table
 from contracts.result import CheckResult
-from contracts.sqlfile import named_queries
+from harness.gate.canary import CanaryResult
+from harness.sqlfile import named_queries
 
 Q = named_queries("gate")
 GATEWAY_VIA = ("trigger", "compat_redirect", "direct_call")
@@ -49,6 +49,7 @@ class GateFacts:
     canary: CanaryResult
     window_s: float
     owned: bool  # the gate built this database itself (so "the window" is this run)
+    runbooks: Path | None = None  # None: <source>/runbooks when the tree has one, else the harness's own
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
@@ -265,13 +266,17 @@ def dashboard_present(facts: GateFacts) -> Criterion:
             + (f"; missing: {', '.join(missing)}" if missing else ""),
             f"web dashboard module: {', '.join(web)}"
             if web
-            else "no web dashboard module (harness/dashboard*) in the source tree",
+            else "no web dashboard module (harness/ops/dashboard*) in the source tree",
         ),
     )
 
 
 def runbook_drills(facts: GateFacts) -> Criterion:
-    folder = facts.source / "runbooks"
+    from harness.ops.runbook import runbooks_dir
+
+    folder = facts.runbooks or (
+        facts.source / "runbooks" if (facts.source / "runbooks").is_dir() else runbooks_dir()
+    )
     present = [name for name in RUNBOOKS if (folder / f"{name}.md").is_file()]
     evidence = [f"runbooks present: {', '.join(present) or 'none'} (of {', '.join(RUNBOOKS)})"]
     probe = subprocess.run(

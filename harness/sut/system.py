@@ -15,8 +15,8 @@ import psycopg
 
 from harness.errors import HarnessError
 from harness.sqlfile import named_queries
-from harness.supervisor import Managed, Supervisor, tail
-from harness.sut import Sut
+from harness.sut.config import Sut
+from harness.sut.supervisor import Managed, Supervisor, tail
 
 Q = named_queries("system")
 
@@ -39,7 +39,7 @@ class RunningSystem:
         self.options = options or SystemOptions()
         self.supervisor = Supervisor(log_dir)
         self.urls: dict[str, str] = {}
-        self.network = None  # harness.network.Network, when the options ask for proxied links
+        self.network = None  # harness.sut.network.Network, when the options ask for proxied links
         self.worker_dsn = dsn
         self.worker_urls: dict[str, str] = {}
 
@@ -62,7 +62,7 @@ class RunningSystem:
             self.urls[name] = managed.url or ""
         self.worker_urls = dict(self.urls)
         if self.options.network:
-            from harness.network import Network
+            from harness.sut.network import Network
 
             self.network = Network()
             self.network.start()

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
-from harness.dashboard.data import DashboardData
-from harness.dashboard.page import page, render_panels
+from harness.ops.dashboard.data import DashboardData
+from harness.ops.dashboard.page import page, render_panels
 
-log = logging.getLogger("harness.dashboard")
+log = logging.getLogger("harness.ops.dashboard")
 
 
 class DashboardServer(ThreadingHTTPServer):

@@ -20,21 +20,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from contracts.canary import CanaryResult, run_canary
 from contracts.check import run_checks
 from contracts.config import Config, load_config
 from contracts.errors import ContractInputError
-from contracts.phases import PHASES, Criterion, GateFacts
+from harness.gate.canary import CanaryResult, run_canary
+from harness.gate.phases import PHASES, Criterion, GateFacts
 
 
 @contextlib.contextmanager
 def _reference_system(spec: str) -> Iterator[str]:
     """The reference pipeline running on a fresh embedded database; its DSN."""
     from harness.errors import HarnessError
-    from harness.migration import MigrationPlan
     from harness.provision import open_provider
-    from harness.sut import reference_sut
-    from harness.system import RunningSystem
+    from harness.provision.migrations import MigrationPlan
+    from harness.sut.config import reference_sut
+    from harness.sut.system import RunningSystem
 
     sut = reference_sut()
     try:

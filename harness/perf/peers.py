@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from harness.cpu import Drain, cpu_seconds
 from harness.errors import HarnessError
+from harness.perf.cpu import Drain, cpu_seconds
 from harness.provision import Provider
 
 

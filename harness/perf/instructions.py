@@ -27,12 +27,12 @@ from typing import Any
 
 import psycopg
 
-from harness.bench import complete_all, seed_protect_jobs, seed_started_requests
 from harness.errors import BadInput, HarnessError
-from harness.migration import MigrationPlan
+from harness.perf.bench import complete_all, seed_protect_jobs, seed_started_requests
 from harness.provision.embedded import EmbeddedPostgres
+from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
-from harness.sut import Sut, reference_sut
+from harness.sut.config import Sut, reference_sut
 
 Q = named_queries("bench")
 EVENTS_PER_ENTITY = 8  # a flow's worth, as the append figures of `harness bench`

@@ -1,6 +1,6 @@
 """`harness load`: the pipeline under a Locust load, judged on what it did with it.
 
-Locust drives the load (`harness/locustfile.py`: each user requests new flows through the SQL contract), in
+Locust drives the load (`harness/load/locustfile.py`: each user requests new flows through the SQL contract), in
 its own process: Locust monkey-patches the standard library for gevent on import, which the harness's threads
 and subprocesses must not see. Locust can run as one process, as a master with forked workers on this machine
 (`--processes`), or as a master waiting for workers on other machines (`--expect-workers`).
@@ -33,13 +33,13 @@ from typing import Any
 import psycopg
 
 from harness.checkers.gap_slo import percentile
-from harness.e2e import E2EResult, judge_flows, wait_closed
 from harness.errors import BadInput, HarnessError
-from harness.migration import MigrationPlan
+from harness.e2e import E2EResult, judge_flows, wait_closed
 from harness.provision import open_provider
+from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
-from harness.sut import Sut, reference_sut
-from harness.system import RunningSystem, SystemOptions
+from harness.sut.config import Sut, reference_sut
+from harness.sut.system import RunningSystem, SystemOptions
 
 Q = named_queries("load")
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")

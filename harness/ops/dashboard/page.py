@@ -11,8 +11,8 @@ import math
 from html import escape
 from typing import Any
 
-from harness.dashboard.data import GapPoint, Overview, Snapshot, Table
-from harness.trace import Trace, render
+from harness.checkers.trace import Trace, render
+from harness.ops.dashboard.data import GapPoint, Overview, Snapshot, Table
 
 TITLES = {
     "alerts": "Alerts",

@@ -101,7 +101,7 @@ def _plain(value: Any) -> Any:
 
 def runbooks_dir() -> Path:
     """The repository's runbooks folder (beside the harness package)."""
-    return Path(__file__).resolve().parent.parent / "runbooks"
+    return Path(__file__).resolve().parent / "runbooks"
 
 
 def available(folder: Path | None = None) -> list[str]:
@@ -110,7 +110,7 @@ def available(folder: Path | None = None) -> list[str]:
 
 
 def load(name: str, folder: Path | None = None) -> Runbook:
-    """Read and parse runbook `name` (`not-enqueued` or `runbooks/not-enqueued.md`)."""
+    """Read and parse runbook `name` (`not-enqueued` or `harness/ops/runbooks/not-enqueued.md`)."""
     folder = folder or runbooks_dir()
     stem = Path(name).stem
     path = folder / f"{stem}.md"

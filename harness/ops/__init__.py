@@ -1,0 +1,1 @@
+"""Operations tools: alert rules export, runbooks, incident drills and the web dashboard."""
