@@ -110,7 +110,7 @@ def load_allowlist(path: Path | None, display: str | None = None) -> Allowlist:
         if unknown:
             problems.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if item.get("rule") not in BY_ID:
-            problems.append(f"{where}.rule: {item.get('rule')!r} is not a rule id (PGC001...PGC107)")
+            problems.append(f"{where}.rule: {item.get('rule')!r} is not a rule id (one of {_ids()})")
         reason = item.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             problems.append(f"{where}.reason: missing; every exception needs its justification")
@@ -133,3 +133,8 @@ def load_allowlist(path: Path | None, display: str | None = None) -> Allowlist:
     if problems:
         raise ContractInputError(f"{path}: " + "; ".join(problems))
     return Allowlist(tuple(entries), display or str(path))
+
+
+def _ids() -> str:
+    ids = sorted(BY_ID)
+    return f"{ids[0]}...{ids[-1]}" if ids else "none"

@@ -12,6 +12,8 @@ from contracts.finding import Finding
 from contracts.result import CheckResult
 from contracts.rules import RULES
 
+DEFINED_KINDS = ("function", "trigger", "view", "table")  # live objects a migration of the tree may define
+
 
 def run_checks(config: Config, source: Path | None = None, dsn: str | None = None) -> CheckResult:
     """Every contract that the given inputs allow; at least one of `source` and `dsn` is needed."""
@@ -47,7 +49,7 @@ def _locate(findings: list[Finding], definitions: dict[tuple[str, str], tuple[st
     out = []
     for finding in findings:
         kind, _, rest = (finding.object or "").partition(" ")
-        where = definitions.get((kind, rest.split(" ", 1)[0])) if kind in ("function", "trigger") else None
+        where = definitions.get((kind, rest.split(" ", 1)[0])) if kind in DEFINED_KINDS else None
         out.append(
             replace(finding, path=where[0], line=where[1]) if where and finding.path is None else finding
         )

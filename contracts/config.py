@@ -10,6 +10,7 @@ config there. A team describes its own pipeline in a small TOML file (`--config 
     gateway_functions = ["materialize_job"]     # the only functions allowed to INSERT INTO executor_jobs
     decision_role = "fase1-executor"
     worker_roles = ["pipeline_decider", "pipeline_executor", "pipeline_scheduler", "pipeline_writer"]
+    core_tables = ["document_entities", "executor_jobs", "executor_job_runs", "job_types"]
     [job_types]                                 # the declared whitelist: type = kind
     decide_request = "decision"
     protect = "execution"
@@ -20,6 +21,12 @@ config there. A team describes its own pipeline in a small TOML file (`--config 
     [handlers]                                  # where the orchestrator's handler table is read statically
     file = "pipeline/handlers.py"
     function = "table"
+    [core_events]                               # event type -> the job the core trigger must materialize
+    "document.protect.requested" = "decide_request"
+    "job.{execution}.completed" = "decide_outcome"   # {execution}: every execution type; {decision}, {type}
+    "job.{type}.required" = "{type}"
+
+`core_events` is what the behaviour probe (PGC011) appends, one event at a time in a rolled-back transaction.
 """
 
 from __future__ import annotations
@@ -63,6 +70,17 @@ DEFAULT_EXCLUDE = (
     "reports/**",
 )
 CLAIM_KIND = {"fase1-executor": "decision", "orchestrator": "execution"}
+DEFAULT_CORE_TABLES = ("document_entities", "executor_jobs", "executor_job_runs", "job_types")
+# Event type -> job type the core trigger must materialize for it (RFC: job.<type>.required -> that job;
+# DESIGN: requests and execution outcomes -> a decision job). {type}, {execution}, {decision} range over the
+# whitelist (all types, or those of one kind); in the job type, the same word stands for the matched type.
+DEFAULT_CORE_EVENTS = {
+    "document.protect.requested": "decide_request",
+    "job.{execution}.completed": "decide_outcome",
+    "job.{execution}.failed": "decide_outcome",
+    "job.{type}.required": "{type}",
+}
+_EVENT_WORDS = {"{type}": None, "{execution}": "execution", "{decision}": "decision"}
 
 
 @dataclass(frozen=True)
@@ -86,11 +104,28 @@ class Config:
     allowlist: Path | None = None
     handlers_file: str = "pipeline/handlers.py"
     handlers_function: str = "table"
+    core_tables: tuple[str, ...] = DEFAULT_CORE_TABLES
+    core_events: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CORE_EVENTS))
     origin: str = "built-in defaults (the reference pipeline)"
 
     def claim_kind(self, function: str) -> str:
         """The kind of jobs a claim function may return: the kind of its role's jobs."""
         return CLAIM_KIND.get(self.claims[function], "execution")
+
+    def expected_jobs(self, job_types: dict[str, str] | None = None) -> dict[str, str]:
+        """`event type -> job type` for every event the core trigger must turn into a job, the templates of
+        `core_events` expanded over `job_types` (the live whitelist when given, else the declared one)."""
+        types = job_types if job_types is not None else self.job_types
+        out: dict[str, str] = {}
+        for event, job in self.core_events.items():
+            word = next((w for w in _EVENT_WORDS if w in event), None)
+            if word is None:
+                out[event] = job
+                continue
+            for name, kind in sorted(types.items()):
+                if _EVENT_WORDS[word] in (None, kind):
+                    out[event.replace(word, name)] = job.replace(word, name)
+        return out
 
 
 def load_config(path: Path | None, source: Path | None) -> Config:
@@ -139,7 +174,13 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
                 problems.append(f"{key}: expected a string")
             else:
                 values[key] = data[key]
-    for key in ("gateway_functions", "worker_roles", "migrations", "exclude"):
+    core_events = data.get("core_events")
+    if core_events is not None:
+        if not isinstance(core_events, dict) or not all(isinstance(v, str) for v in core_events.values()):
+            problems.append("core_events: expected a table of event type = job type")
+        else:
+            values["core_events"] = dict(core_events)
+    for key in ("gateway_functions", "worker_roles", "migrations", "exclude", "core_tables"):
         if key in data:
             if not _strings(data[key]):
                 problems.append(f"{key}: expected a list of strings")
@@ -171,6 +212,8 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
         "exclude",
         "allowlist",
         "handlers",
+        "core_tables",
+        "core_events",
     }
     problems.extend(
         f"{key}: unknown key; expected one of {', '.join(sorted(known))}" for key in data if key not in known

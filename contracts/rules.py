@@ -84,9 +84,11 @@ RULES: tuple[Rule, ...] = (
         "PGC008",
         "worker-roles-no-insert",
         "live",
-        "No worker role holds INSERT on executor_jobs.",
-        "REVOKE INSERT ON executor_jobs FROM the role; workers materialize jobs by appending "
-        "job.<type>.required events, never by INSERT.",
+        "No worker role can INSERT into executor_jobs by any path: a table or column grant (to it or to "
+        "PUBLIC), a role it inherits, or a role it may SET ROLE to (membership with or without INHERIT).",
+        "REVOKE INSERT (and column-level INSERT) ON executor_jobs FROM the role, or REVOKE the membership that "
+        "leads to a role holding it; workers materialize jobs by appending job.<type>.required events, never "
+        "by INSERT.",
     ),
     Rule(
         "PGC009",
@@ -95,6 +97,36 @@ RULES: tuple[Rule, ...] = (
         "The gateway runs without the ambiguous dedupe-key error (SQLSTATE 42702) and dedupes a repeated call.",
         "Apply the core migration that names the conflict target by its constraint and qualifies every column "
         "(reference: 0008_core_fix_ambiguous_dedupe_key.sql).",
+    ),
+    Rule(
+        "PGC010",
+        "no-replica-default",
+        "live",
+        "session_replication_role is not replica by default: not for the database, not for any role "
+        "(pg_db_role_setting), not in the server's configuration.",
+        "With session_replication_role = replica no ordinary trigger fires, so appended events materialize no "
+        "job (RFC 2.3: core is always-on). ALTER DATABASE/ROLE ... RESET session_replication_role, or ALTER "
+        "SYSTEM RESET it.",
+    ),
+    Rule(
+        "PGC011",
+        "core-trigger-behaviour",
+        "live",
+        "Every event type that requires a job, appended in a rolled-back transaction, materializes that job "
+        "through the gateway (the core trigger is present, enabled and still does its work).",
+        "Restore the core trigger's function from its core migration: each job.<type>.required event, each "
+        "request and each execution outcome must become its job through the gateway. The expected pairs are "
+        "[core_events] in the contracts config.",
+    ),
+    Rule(
+        "PGC012",
+        "live-functions-gateway-only",
+        "live",
+        "No function of the live database but the gateway writes executor_jobs, including SQL it builds at "
+        "run time (EXECUTE of concatenated strings or format()); dynamic SQL that cannot be resolved in a "
+        "function able to insert into executor_jobs is a warning.",
+        "Drop or rewrite the function so it appends a job.<type>.required event instead (RFC 2.6, 2.7); build no "
+        "SQL at run time in a function that can write the queue.",
     ),
     Rule(
         "PGC101",
@@ -136,7 +168,7 @@ RULES: tuple[Rule, ...] = (
         "core-trigger-not-disabled",
         "static",
         "No code disables the core trigger or the gateway guard (ALTER TABLE ... DISABLE TRIGGER, "
-        "session_replication_role = replica).",
+        "session_replication_role = replica by SET, set_config, or as a database, role or system default).",
         "Never disable the core trigger or the guard in code; the core trigger is always-on (RFC 2.3).",
     ),
     Rule(
@@ -154,6 +186,25 @@ RULES: tuple[Rule, ...] = (
         "Every allowlist entry still matches a finding.",
         "Remove the stale entry from the allowlist: the exception it justified is gone.",
         Level.NOTE,
+    ),
+    Rule(
+        "PGC108",
+        "legacy-migration-no-core-change",
+        "static",
+        "A legacy or infra migration creates, replaces, alters or drops no core object (core function, "
+        "trigger, table or view, or a trigger on a core table), unless a later core migration supersedes it.",
+        "Make the change in a core migration (NNNN_core_<name>.sql): a migration is classified by what it "
+        "does, and only core migrations may change the core.",
+    ),
+    Rule(
+        "PGC109",
+        "dynamic-sql-resolved",
+        "static",
+        "SQL built at run time whose target the checker cannot resolve (EXECUTE of an unknown string, an "
+        "INSERT/COPY/MERGE into a table named by a variable).",
+        "Name the table in the statement, or build it only from constants the checker can fold; the live "
+        "checks (PGC006, PGC012) and the gate's compat-warning count watch what such code does at run time.",
+        Level.WARNING,
     ),
 )
 

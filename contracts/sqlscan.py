@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pglast.parser import ParseError, parse_plpgsql_json, parse_sql_json
+
+from contracts.dynsql import MARKER, dynamic_statements, fold_expression, plpgsql_constants
 
 WRITE_VERBS = {"InsertStmt": "INSERT", "CopyStmt": "COPY", "MergeStmt": "MERGE"}
 _SQLISH = re.compile(
@@ -26,12 +28,20 @@ _SQLISH = re.compile(
     re.IGNORECASE,
 )
 _ASSIGN = re.compile(r"^[^:]*?:?=")
+PLACEHOLDER = "__fmt__"  # what contracts/extract.py puts for a host-language value it could not resolve
+_FRAGMENT_WRITE = re.compile(
+    r"\b(insert\s+into|copy|merge\s+into)\s+(?:\"?\w+\"?\.)?\"?(executor_jobs|__dyn__|__fmt__)\b\"?"
+    r"(?=\s*(?:\(|$|values\b|select\b|default\b|overriding\b|from\b|as\b|using\b|\w+\s+using\b|with\b))",
+    re.IGNORECASE,
+)
+_FRAGMENT_CALL = re.compile(r"\b(claim_initial_decision_jobs|claim_orchestrator_jobs)\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One thing the SQL does. `kind` is write | call | read | define | drop | trigger_off | literal (a short
-    string constant, for judging what a definition names)."""
+    """One thing the SQL does. `kind` is write | call | read | define | drop | alter | trigger_off | dynamic
+    (a statement built at run time whose target or text cannot be known here) | literal (a short string
+    constant, for judging what a definition names)."""
 
     kind: str
     name: str  # table written or read, function called/defined/dropped, trigger disabled
@@ -155,6 +165,9 @@ class _Walker:
         name = _last_name(value.get("funcname"))
         if name:
             self.add("call", name, value.get("location"), function)
+        args = [_const(arg) for arg in value.get("args", [])]
+        if name == "set_config" and args[:2] == ["session_replication_role", "replica"]:
+            self.add("trigger_off", "set_config", value.get("location"), function, "session_replication_role")
         self.walk(value.get("args"), function)
 
     def on_A_Const(self, value: dict[str, Any], function: str | None) -> None:
@@ -209,7 +222,42 @@ class _Walker:
 
     def on_CreateTrigStmt(self, value: dict[str, Any], function: str | None) -> None:
         table = (value.get("relation") or {}).get("relname", "")
-        self.add("define", value.get("trigname", "?"), None, function, f"trigger on {table}")
+        runs = _last_name(value.get("funcname")) or "?"
+        self.add("define", value.get("trigname", "?"), None, function, f"trigger on {table} runs {runs}")
+
+    def on_ViewStmt(self, value: dict[str, Any], function: str | None) -> None:
+        name = (value.get("view") or {}).get("relname", "?")
+        self.add("define", name, None, function, "view")
+        self.walk(value.get("query"), name)  # what the view reads, attributed to the view
+
+    def on_CreateTableAsStmt(self, value: dict[str, Any], function: str | None) -> None:
+        into = value.get("into") or {}
+        name = (into.get("rel") or into.get("IntoClause", {}).get("rel") or {}).get("relname", "?")
+        kind = "view" if value.get("objtype") == "OBJECT_MATVIEW" else "table"
+        self.add("define", name, None, function, kind + " (from a query)")
+        self.walk(value.get("query"), name)
+
+    def on_CreateStmt(self, value: dict[str, Any], function: str | None) -> None:
+        relation = value.get("relation") or {}
+        if relation.get("relname"):
+            self.add("define", relation["relname"], relation.get("location"), function, "table")
+        self.walk({k: v for k, v in value.items() if k != "relation"}, function)
+
+    def on_AlterFunctionStmt(self, value: dict[str, Any], function: str | None) -> None:
+        name = _last_name((value.get("func") or {}).get("objname")) or "?"
+        self.add("alter", name, None, function, "function")
+
+    def on_RenameStmt(self, value: dict[str, Any], function: str | None) -> None:
+        kind = str(value.get("renameType", "")).removeprefix("OBJECT_").lower()
+        obj = value.get("object") or {}
+        if kind == "function":
+            name = _last_name(obj.get("ObjectWithArgs", {}).get("objname"))
+        elif kind == "trigger":
+            name = value.get("subname")
+        else:
+            name = (value.get("relation") or {}).get("relname")
+        if name and kind in ("function", "trigger", "table", "view"):
+            self.add("alter", name, None, function, f"{kind} renamed to {value.get('newname')}")
 
     def on_DropStmt(self, value: dict[str, Any], function: str | None) -> None:
         kind = value.get("removeType")
@@ -222,10 +270,13 @@ class _Walker:
                     function,
                     "function",
                 )
-            elif kind == "OBJECT_TRIGGER" and "List" in obj:
+            elif (
+                kind in ("OBJECT_TRIGGER", "OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW") and "List" in obj
+            ):
                 names = [i["String"]["sval"] for i in obj["List"].get("items", []) if "String" in i]
                 if names:
-                    self.add("drop", names[-1], None, function, "trigger")
+                    what = {"OBJECT_TRIGGER": "trigger", "OBJECT_TABLE": "table"}.get(kind, "view")
+                    self.add("drop", names[-1], None, function, what)
 
     def on_AlterTableStmt(self, value: dict[str, Any], function: str | None) -> None:
         relation = value.get("relation") or {}
@@ -246,11 +297,25 @@ class _Walker:
                 )
 
     def on_VariableSetStmt(self, value: dict[str, Any], function: str | None) -> None:
-        if value.get("name") == "session_replication_role":
-            args = value.get("args", [])
-            text = ((args[0].get("A_Const", {}).get("sval") or {}).get("sval", "") if args else "").lower()
-            if text == "replica":
-                self.add("trigger_off", "ALL", value.get("location"), function, "session_replication_role")
+        self._replica(value, "SET", function)
+
+    def on_AlterDatabaseSetStmt(self, value: dict[str, Any], function: str | None) -> None:
+        self._replica(value.get("setstmt") or {}, f"ALTER DATABASE {value.get('dbname', '?')} SET", function)
+
+    def on_AlterRoleSetStmt(self, value: dict[str, Any], function: str | None) -> None:
+        role = (value.get("role") or {}).get("rolename") or "ALL"
+        where = f" IN DATABASE {value['database']}" if value.get("database") else ""
+        self._replica(value.get("setstmt") or {}, f"ALTER ROLE {role}{where} SET", function)
+
+    def on_AlterSystemStmt(self, value: dict[str, Any], function: str | None) -> None:
+        self._replica(value.get("setstmt") or {}, "ALTER SYSTEM SET", function)
+
+    def _replica(self, setstmt: dict[str, Any], how: str, function: str | None) -> None:
+        """`session_replication_role = replica`: no ordinary trigger fires, the core trigger neither."""
+        if setstmt.get("name") == "session_replication_role":
+            args = setstmt.get("args", [])
+            if args and (_const(args[0]) or "").lower() == "replica":
+                self.add("trigger_off", how, setstmt.get("location"), function, "session_replication_role")
 
     # -- bodies --------------------------------------------------------------------------------------------
     def _body_line(self, stmt_text: str, body: str) -> int:
@@ -268,6 +333,26 @@ class _Walker:
             return
         for expr, lineno in _plpgsql_exprs(tree, 1):
             self._plpgsql_expr(expr, body_line + lineno - 1, function)
+        env = plpgsql_constants(tree)
+        for expression, lineno in dynamic_statements(tree):
+            self._dynamic(expression, body_line + lineno - 1, function, env)
+
+    def _dynamic(self, expression: str, line: int, function: str | None, env: dict[str, list[str]]) -> None:
+        """A statement run with EXECUTE: each text it can be, folded (contracts/dynsql.py), is scanned like a
+        written statement; what stays unknown is a `dynamic` fact."""
+        snippet = " ".join(expression.split())[:80]
+        for text in fold_expression(expression, env):
+            nested = scan_sql(text, line, function) if looks_like_sql(text) else None
+            if nested is None:
+                facts = fragment_facts(text, line, function)
+                if MARKER in text and not any(f.kind == "write" for f in facts):
+                    facts.append(Fact("dynamic", "statement", line, function, f"EXECUTE {snippet}"))
+            else:
+                facts = [replace(f, line=line) for f in nested.facts]
+            for fact in facts:
+                if fact.kind == "write" and fact.name == MARKER:
+                    fact = Fact("dynamic", "write", line, function, f"{fact.detail} (EXECUTE {snippet})")
+                self.facts.facts.append(fact)
 
     def _plpgsql_expr(self, expr: dict[str, Any], line: int, function: str | None) -> None:
         query = expr.get("query", "")
@@ -284,6 +369,42 @@ class _Walker:
             )
         elif nested is not None:
             self.facts.facts.extend(nested.facts)
+
+
+def fragment_facts(text: str, first_line: int, function: str | None = None) -> list[Fact]:
+    """Facts read from SQL that does not parse: only the narrow patterns the contracts cannot miss (a write
+    into executor_jobs or into a table named at run time, a call of a claim function)."""
+    facts = []
+    for match in _FRAGMENT_WRITE.finditer(text):
+        verb = match.group(1).split()[0].upper()
+        name = match.group(2).lower()
+        facts.append(
+            Fact(
+                "write",
+                name,
+                first_line + text.count("\n", 0, match.start()),
+                function,
+                f"{verb} (in SQL that does not parse on its own)",
+            )
+        )
+    for match in _FRAGMENT_CALL.finditer(text):
+        facts.append(
+            Fact(
+                "call",
+                match.group(1).lower(),
+                first_line + text.count("\n", 0, match.start()),
+                function,
+                "(in SQL that does not parse on its own)",
+            )
+        )
+    return facts
+
+
+def _const(node: Any) -> str | None:
+    """The text of a string constant node (A_Const sval), else None."""
+    if isinstance(node, dict) and "A_Const" in node:
+        return (node["A_Const"].get("sval") or {}).get("sval")
+    return None
 
 
 def _plpgsql_exprs(node: Any, lineno: int) -> list[tuple[dict[str, Any], int]]:

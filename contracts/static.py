@@ -1,4 +1,4 @@
-"""The static contracts (PGC101-PGC106): judging what a source tree's SQL does, with no database.
+"""The static contracts (PGC101-PGC109): judging what a source tree's SQL does, with no database.
 
 Historic legacy migrations: migrations are append-only, so the old direct-insert path of a `legacy`
 migration stays in the tree forever. A finding inside a function defined by a `legacy` migration that a
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contracts.config import Config
 from contracts.finding import Finding, Level
+from contracts.legacy import check_noncore_migrations
 from contracts.pathglob import matches_any
 from contracts.rules import rule
 from contracts.source import ScannedFile, SourceScan
@@ -27,6 +28,7 @@ CORE_TABLES = ("document_entities", "executor_jobs")
 class _Definition:
     path: str
     facts: tuple[Fact, ...]
+    kind: str = "function"  # function | view
 
 
 def check_source(scan: SourceScan, config: Config) -> list[Finding]:
@@ -38,6 +40,7 @@ def check_source(scan: SourceScan, config: Config) -> list[Finding]:
         findings.extend(_direct_writes(scanned, config, superseded))
         findings.extend(_claim_calls(scanned, roles, config))
         findings.extend(_trigger_offs(scanned, config))
+        findings.extend(_dynamic_sql(scanned, config))
         findings.extend(_parse_problems(scanned))
         if scanned.migration is not None and scanned.migration.cls is None:
             findings.append(
@@ -51,6 +54,7 @@ def check_source(scan: SourceScan, config: Config) -> list[Finding]:
                 )
             )
     findings.extend(_decision_path_reads(scan, config))
+    findings.extend(check_noncore_migrations(scan, config))
     return findings
 
 
@@ -125,14 +129,31 @@ def _trigger_offs(scanned: ScannedFile, config: Config) -> list[Finding]:
     guarded = {config.core_trigger, config.guard_trigger, "ALL"}
     for fact in scanned.facts.of("trigger_off"):
         if fact.detail == "session_replication_role":
-            what = (
-                "SET session_replication_role = replica (no ordinary trigger fires, the core trigger neither)"
+            how = {"SET": "by SET in a session", "set_config": "by set_config()"}.get(
+                fact.name, f"by {fact.name}, a default for every new session"
             )
+            what = f"session_replication_role is made replica {how}: no ordinary trigger fires, the core trigger neither"
         elif fact.name in guarded and fact.detail in CORE_TABLES:
             what = f"ALTER TABLE {fact.detail} disables trigger {fact.name}"
         else:
             continue
         out.append(Finding("PGC105", Level.ERROR, what, rule("PGC105").help, scanned.path, fact.line))
+    return out
+
+
+def _dynamic_sql(scanned: ScannedFile, config: Config) -> list[Finding]:
+    """SQL built at run time whose target (or whole text) cannot be known without running it."""
+    out = []
+    for fact in scanned.facts.of("dynamic"):
+        if fact.function in config.gateway_functions:
+            continue
+        inside = f"in function {fact.function}" if fact.function else "at top level"
+        what = (
+            f"{fact.detail} {inside}: the checker cannot tell whether it writes executor_jobs"
+            if fact.name == "write"
+            else f"a statement built at run time {inside} ({fact.detail}): the checker cannot see what it runs"
+        )
+        out.append(Finding("PGC109", Level.WARNING, what, rule("PGC109").help, scanned.path, fact.line))
     return out
 
 
@@ -151,21 +172,22 @@ def _parse_problems(scanned: ScannedFile) -> list[Finding]:
 
 
 def _function_bodies(scan: SourceScan) -> dict[str, _Definition]:
-    """Each SQL function's last definition (migrations in apply order) and the facts of its body."""
+    """Each SQL function's and view's last definition (migrations in apply order) and the facts of its body."""
     bodies: dict[str, _Definition] = {}
     others = [f for f in scan.files if f.migration is None]
     for scanned in [*others, *scan.migrations()]:
         for define in scanned.facts.of("define"):
-            if define.detail.startswith("function"):
+            if define.detail.startswith(("function", "view")):
                 facts = tuple(
                     f for f in scanned.facts.facts if f.function == define.name and f.kind != "define"
                 )
-                bodies[define.name] = _Definition(scanned.path, facts)
+                bodies[define.name] = _Definition(scanned.path, facts, define.detail.split(" ", 1)[0])
     return bodies
 
 
 def _decision_path_reads(scan: SourceScan, config: Config) -> list[Finding]:
-    """Reads of the projection by decision-role files, directly or through the SQL functions they call."""
+    """Reads of the projection by decision-role files, directly or through the SQL functions they call and the
+    views they read (a view over the projection is the projection)."""
     table = config.projection_table
     bodies = _function_bodies(scan)
     out = []
@@ -184,16 +206,17 @@ def _decision_path_reads(scan: SourceScan, config: Config) -> list[Finding]:
                         fact.line,
                     )
                 )
-            elif fact.kind == "call" and fact.function is None:
+            elif _follows(fact, bodies) and fact.function is None:
                 chain = _reads_through(fact.name, bodies, table, ())
                 if chain:
                     path, line = chain[-1]
                     names = " -> ".join(name for name, _ in chain[:-1])
+                    verb = "reads" if fact.kind == "read" else "calls"
                     out.append(
                         Finding(
                             "PGC104",
                             Level.ERROR,
-                            f"the decision path calls {names}, which reads {table} at {path}:{line}",
+                            f"the decision path {verb} {names}, which reads {table} at {path}:{line}",
                             rule("PGC104").help,
                             scanned.path,
                             fact.line,
@@ -202,19 +225,28 @@ def _decision_path_reads(scan: SourceScan, config: Config) -> list[Finding]:
     return out
 
 
+def _follows(fact: Fact, bodies: dict[str, _Definition]) -> bool:
+    """A call of a function, or a read of a view: the decision path goes on into its definition."""
+    if fact.kind == "call":
+        return True
+    return fact.kind == "read" and fact.name in bodies and bodies[fact.name].kind == "view"
+
+
 def _reads_through(
     name: str, bodies: dict[str, _Definition], table: str, seen: tuple[str, ...]
 ) -> list[tuple[str, object]] | None:
-    """`[(fn, _), ..., (path, line)]`: the call chain from `name` to a read of `table`, or None."""
+    """`[(fn or view, _), ..., (path, line)]`: the chain from `name` to a read of `table`, or None."""
     body = bodies.get(name)
     if body is None or name in seen:
         return None
     for fact in body.facts:
         if fact.kind == "read" and fact.name == table:
-            return [(name, None), (body.path, fact.line)]
+            label = f"view {name}" if body.kind == "view" else name
+            return [(label, None), (body.path, fact.line)]
     for fact in body.facts:
-        if fact.kind == "call":
+        if _follows(fact, bodies):
             chain = _reads_through(fact.name, bodies, table, (*seen, name))
             if chain:
-                return [(name, None), *chain]
+                label = f"view {name}" if body.kind == "view" else name
+                return [(label, None), *chain]
     return None
