@@ -1,7 +1,8 @@
-"""The decision path in a live database: the SQL functions the decision role reaches, and whether any of
-them reads the projection. Starts from the claims of the decision role and from the functions the decision
-role's files call (read statically), then follows calls inside each function's live definition
-(pg_get_functiondef, parsed with pglast)."""
+"""The decision path in a live database: the SQL functions and views the decision role reaches, and whether
+any of them reads the projection. Starts from the claims of the decision role and from the functions the
+decision role's files call and the relations they read (read statically), then follows calls and reads inside
+each function's live definition (pg_get_functiondef) and each view's (pg_get_viewdef), parsed with pglast: a
+view over the projection is the projection."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def decision_entry_points(source: Path, config: Config) -> set[str]:
     globs = config.roles.get(config.decision_role, ())
     for scanned in scan_tree(source, config).files if source.is_dir() else []:
         if matches_any(scanned.path, globs):
-            names |= {f.name for f in scanned.facts.of("call") if f.function is None}
+            names |= {
+                f.name for f in scanned.facts.facts if f.kind in ("call", "read") and f.function is None
+            }
     return names
 
 
@@ -40,24 +43,35 @@ def live_decision_reads(dsn: str, config: Config, source: Path | None = None) ->
     walked: list[str] = []
     todo = sorted(starts)
     with connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
+        done: set[str] = set()
         while todo:
             name = todo.pop(0)
-            if name in walked:
+            if name in done:
                 continue
+            done.add(name)
             rows = cur.execute(Q["function"], {"name": name}).fetchall()
+            kind = "function"
             if not rows:
-                continue  # a built-in (jsonb_build_object, ...) or a function of another schema
-            walked.append(name)
+                rows = cur.execute(Q["view"], {"name": name}).fetchall()
+                kind = "view"
+            if not rows:
+                continue  # a table, a built-in (jsonb_build_object, ...) or an object of another schema
+            walked.append(name if kind == "function" else f"view {name}")
             for row in rows:
-                facts = scan_sql(row["definition"])
+                text = (
+                    row["definition"]
+                    if kind == "function"
+                    else f"SELECT * FROM ({row['definition'].rstrip(';')}) v"
+                )
+                facts = scan_sql(text)
                 if facts is None:
                     continue
                 for fact in facts.facts:
                     if fact.kind == "read" and fact.name == config.projection_table:
                         hits.append(
-                            f"function {name} reads {config.projection_table} (line {fact.line} of its "
+                            f"{kind} {name} reads {config.projection_table} (line {fact.line} of its "
                             "definition)"
                         )
-                    elif fact.kind == "call" and fact.name not in walked:
+                    elif fact.kind in ("call", "read") and fact.name not in done:
                         todo.append(fact.name)
     return hits, walked

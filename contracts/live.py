@@ -1,4 +1,4 @@
-"""The live-schema contracts (PGC001-PGC009): the catalog and the behaviour of a running database.
+"""The live-schema contracts (PGC001-PGC012): the catalog and the behaviour of a running database.
 
 Each check reads the catalog or runs a probe (contracts/probe.py, always rolled back) and returns findings;
 a check that cannot run because the object it needs is missing or broken reports that as its finding, so
@@ -17,7 +17,17 @@ from psycopg.rows import dict_row
 from contracts.config import Config
 from contracts.errors import ContractInputError
 from contracts.finding import Finding, Level
-from contracts.probe import Conn, first_line, probe_claims, probe_dedupe, probe_direct_insert, sqlstate
+from contracts.livefunctions import live_functions
+from contracts.privileges import replica_defaults, worker_roles
+from contracts.probe import (
+    Conn,
+    first_line,
+    probe_claims,
+    probe_core_trigger,
+    probe_dedupe,
+    probe_direct_insert,
+    sqlstate,
+)
 from contracts.rules import rule
 from contracts.sqlfile import named_queries
 from contracts.sqlscan import scan_sql
@@ -319,30 +329,6 @@ def gateway_definer(conn: Conn, config: Config) -> Result:
     return found, seen
 
 
-def worker_roles(conn: Conn, config: Config) -> Result:
-    rows = {
-        r["role"]: r["can_insert"] for r in _all(conn, "role_privileges", roles=list(config.worker_roles))
-    }
-    found = [
-        _f("PGC008", f"role {role} holds INSERT on executor_jobs", f"role {role}")
-        for role, can in sorted(rows.items())
-        if can
-    ]
-    found += [
-        _f(
-            "PGC008",
-            f"worker role {role} does not exist; its privileges could not be checked",
-            f"role {role}",
-            Level.WARNING,
-        )
-        for role in config.worker_roles
-        if role not in rows
-    ]
-    return found, [
-        f"INSERT on executor_jobs: {', '.join(f'{r}={c}' for r, c in sorted(rows.items())) or 'no roles'}"
-    ]
-
-
 def dedupe_fix(conn: Conn, config: Config) -> Result:
     gateway = config.gateway_functions[0]
     job_type = next(iter(sorted(config.job_types)), "protect")
@@ -376,6 +362,36 @@ def dedupe_fix(conn: Conn, config: Config) -> Result:
     return [], seen
 
 
+def core_trigger_behaviour(conn: Conn, config: Config) -> Result:
+    """PGC011: the core trigger present and enabled is not enough; each event that needs a job must get it."""
+    job_types = {r["name"]: r["kind"] for r in _all(conn, "job_types")}
+    expected = config.expected_jobs(job_types)
+    probes = probe_core_trigger(conn, expected)
+    obj = f"trigger {config.core_trigger} on document_entities"
+    found = [
+        _f(
+            "PGC011",
+            f"appending {p.event_type} (in a rolled-back transaction) "
+            + (
+                f"failed: {p.error}"
+                if p.error
+                else f"materialized {', '.join(f'{t} via {v}' for t, v in p.jobs) or 'no job'}"
+                + (f" with {p.warnings} compat warning(s)" if p.warnings else "")
+                + f"; the core trigger must materialize {p.expected} through the gateway"
+            ),
+            obj,
+        )
+        for p in probes
+        if not p.ok
+    ]
+    seen = [
+        f"appended one event of each of {len(probes)} types to fresh entities in a rolled-back transaction "
+        f"([core_events] over job_types); {sum(p.ok for p in probes)} materialized their job through the gateway",
+        *(p.line() for p in probes if not p.ok),
+    ]
+    return found, seen
+
+
 CHECKS: tuple[tuple[str, Callable[[Conn, Config], Result]], ...] = (
     ("PGC001", core_trigger),
     ("PGC002", projection_trigger),
@@ -386,4 +402,7 @@ CHECKS: tuple[tuple[str, Callable[[Conn, Config], Result]], ...] = (
     ("PGC007", gateway_definer),
     ("PGC008", worker_roles),
     ("PGC009", dedupe_fix),
+    ("PGC010", replica_defaults),
+    ("PGC011", core_trigger_behaviour),
+    ("PGC012", live_functions),
 )

@@ -193,3 +193,70 @@ def probe_dedupe(conn: Conn, gateway: str, job_type: str) -> DedupeProbe:
         except psycopg.Error as exc:
             return DedupeProbe(sqlstate(exc), first_line(exc), {}, {})
     return DedupeProbe(None, None, first, second)
+
+
+@dataclass(frozen=True)
+class TriggerProbe:
+    """What one appended event became: the jobs materialized for it, and compat warnings on its entity."""
+
+    event_type: str
+    expected: str  # the job type it must materialize
+    jobs: tuple[tuple[str, str], ...] = ()  # (job type, materialized_via)
+    warnings: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and [t for t, _ in self.jobs] == [self.expected]
+            and all(via != "compat_redirect" for _, via in self.jobs)
+            and self.warnings == 0
+        )
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.event_type}: append failed, {self.error}"
+        got = ", ".join(f"{t} (via {v})" for t, v in self.jobs) or "no job"
+        return f"{self.event_type} -> {got}; expected {self.expected}" + (
+            f"; {self.warnings} compat warning(s)" if self.warnings else ""
+        )
+
+
+def probe_core_trigger(conn: Conn, expected: dict[str, str]) -> list[TriggerProbe]:
+    """Append each event type to a fresh entity (one savepoint each), then read the jobs made from it."""
+    results = []
+    with rolled_back(conn):
+        for event_type, job_type in expected.items():
+            entity, event_id = seed_entity(conn), str(uuid.uuid4())
+            params = {
+                "entity_id": entity,
+                "event_id": event_id,
+                "type": event_type,
+                "correlation_id": str(uuid.uuid4()),
+                "trace_id": uuid.uuid4().hex,
+            }
+            try:
+                with conn.transaction():
+                    conn.execute(Q["append_probe_event"], params)
+                    with conn.cursor(row_factory=dict_row) as cur:
+                        rows = cur.execute(Q["jobs_of_event"], params).fetchall()
+                    raise _Keep(rows)
+            except _Keep as kept:
+                rows = kept.rows
+                warnings = max((int(r["warnings"]) for r in rows), default=0)
+                jobs = tuple((str(r["job_type"]), str(r["materialized_via"])) for r in rows)
+                results.append(TriggerProbe(event_type, job_type, jobs, warnings))
+            except psycopg.Error as exc:
+                results.append(
+                    TriggerProbe(event_type, job_type, error=f"SQLSTATE {sqlstate(exc)}: {first_line(exc)}")
+                )
+    return results
+
+
+class _Keep(Exception):
+    """Leaves a savepoint (rolling it back) carrying what was read inside it."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__("rolled back")
+        self.rows = rows

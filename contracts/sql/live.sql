@@ -27,10 +27,6 @@ SELECT name, kind FROM job_types ORDER BY name
 -- name: gateway_mode
 SELECT coalesce((SELECT value FROM pipeline_settings WHERE key = 'gateway_mode'), 'compat') AS mode
 
--- name: role_privileges
-SELECT r.rolname AS role, has_table_privilege(r.oid, 'executor_jobs', 'INSERT') AS can_insert
-  FROM pg_roles r WHERE r.rolname = ANY(%(roles)s) ORDER BY r.rolname
-
 -- name: probe_settings
 -- Every probe runs in a transaction that is always rolled back; these bound how long it may wait.
 SELECT set_config('lock_timeout', '5s', true), set_config('statement_timeout', '30s', true)
@@ -69,3 +65,78 @@ SELECT (SELECT count(*) FROM executor_jobs WHERE dedupe_key = %(dedupe_key)s) AS
        (SELECT count(*) FROM executor_jobs WHERE entity_id = %(entity_id)s
                                              AND materialized_via = 'compat_redirect') AS redirected_rows,
        (SELECT count(*) FROM compat_warnings WHERE entity_id = %(entity_id)s) AS warnings
+
+-- name: role_insert_paths
+-- PGC008: every role a worker role reaches (itself, roles it is a member of directly or indirectly, with or
+-- without INHERIT) and whether that role can INSERT into executor_jobs by any grant: table or column level,
+-- to it or to PUBLIC, as owner, superuser or through a predefined role (has_any_column_privilege counts all
+-- of them). `inherits`: the worker holds that role's privileges without asking; `can_set`: it may SET ROLE
+-- to it.
+WITH queue AS (SELECT to_regclass('executor_jobs') AS oid)
+SELECT w.rolname AS worker, r.rolname AS via, w.oid = r.oid AS itself, r.rolsuper AS superuser,
+       pg_has_role(w.oid, r.oid, 'USAGE') AS inherits, pg_has_role(w.oid, r.oid, 'SET') AS can_set,
+       coalesce(has_any_column_privilege(r.oid, q.oid, 'INSERT'), false) AS can_insert,
+       coalesce(has_table_privilege(r.oid, q.oid, 'INSERT'), false) AS table_level,
+       (SELECT c.relowner = r.oid FROM pg_class c WHERE c.oid = q.oid) AS owner,
+       EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                WHERE c.oid = q.oid AND a.privilege_type = 'INSERT' AND a.grantee = 0) AS public_grant,
+       (SELECT array_agg(DISTINCT att.attname::text ORDER BY att.attname::text)
+          FROM pg_attribute att, aclexplode(att.attacl) a
+         WHERE att.attrelid = q.oid AND a.privilege_type = 'INSERT' AND a.grantee IN (r.oid, 0)) AS columns
+  FROM pg_roles w
+  JOIN pg_roles r ON r.oid = w.oid OR pg_has_role(w.oid, r.oid, 'MEMBER')
+ CROSS JOIN queue q
+ WHERE w.rolname = ANY(%(roles)s)
+ ORDER BY w.rolname, w.oid <> r.oid, r.rolname
+
+-- name: replica_defaults
+-- PGC010: session_replication_role given as a default: for this database or every database, for a role or
+-- every role (ALTER DATABASE/ROLE ... SET), read from pg_db_role_setting.
+SELECT coalesce(d.datname, '') AS database, coalesce(r.rolname, '') AS role, c.setting
+  FROM pg_db_role_setting s
+  LEFT JOIN pg_database d ON d.oid = s.setdatabase
+  LEFT JOIN pg_roles r ON r.oid = s.setrole
+ CROSS JOIN LATERAL unnest(s.setconfig) AS c (setting)
+ WHERE (s.setdatabase = 0 OR d.datname = current_database())
+   AND split_part(c.setting, '=', 1) = 'session_replication_role'
+ ORDER BY 1, 2
+
+-- name: replica_setting
+-- PGC010: the value a session of the checker starts with (reset_val) and where it comes from.
+SELECT setting, reset_val, source, boot_val FROM pg_settings WHERE name = 'session_replication_role'
+
+-- name: append_probe_event
+-- PGC011: one well-formed event appended to an entity as any writer would (a raw append to events), so the
+-- core trigger, and nothing else, decides what it becomes.
+UPDATE document_entities
+   SET events = events || jsonb_build_array(jsonb_build_object(
+           'id', %(event_id)s::text, 'type', %(type)s::text, 'at', clock_timestamp(),
+           'correlation_id', %(correlation_id)s::text, 'trace_id', %(trace_id)s::text, 'causation_id', NULL,
+           'payload', jsonb_build_object('contracts_probe', true)))
+ WHERE id = %(entity_id)s
+
+-- name: jobs_of_event
+SELECT j.job_type, j.materialized_via,
+       (SELECT count(*) FROM compat_warnings w WHERE w.entity_id = %(entity_id)s) AS warnings
+  FROM executor_jobs j WHERE j.source_event_id = %(event_id)s ORDER BY j.id
+
+-- name: user_functions
+-- PGC012: every SQL and plpgsql function and procedure of the database outside the system schemas and
+-- extensions, with what it runs as (SECURITY DEFINER: its owner) and whether that role can insert into
+-- executor_jobs.
+SELECT p.oid, n.nspname AS schema, p.proname AS name, l.lanname AS language, p.prosecdef AS security_definer,
+       pg_get_userbyid(p.proowner) AS owner, pg_get_functiondef(p.oid) AS definition,
+       coalesce(has_any_column_privilege(p.proowner, to_regclass('executor_jobs'), 'INSERT'), false)
+           AS owner_can_insert
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  JOIN pg_language l ON l.oid = p.prolang
+ WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%%'
+   AND p.prokind IN ('f', 'p') AND l.lanname IN ('sql', 'plpgsql')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ ORDER BY n.nspname, p.proname, p.oid
+
+-- name: view
+SELECT c.relname AS name, pg_get_viewdef(c.oid) AS definition
+  FROM pg_class c WHERE c.relname = %(name)s AND c.relkind IN ('v', 'm') AND pg_table_is_visible(c.oid)

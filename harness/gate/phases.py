@@ -4,10 +4,15 @@ Each criterion is computed from facts the gate gathered once (`GateFacts`: the c
 flows, the live database): a criterion says ok or not and the evidence that decided it, in sentences a
 reviewer can check by hand (queries run, counts, trace ids, timings). A criterion whose parts do not exist
 yet is not met, with the evidence line saying what is absent; nothing is assumed.
+
+A failed criterion names its cause, not only its symptom: after the evidence come `cause:` lines, one per
+violated contract rule that can explain it (rule id, location `path:line` or schema object, message), or one
+line saying that none of those rules is violated, so the symptom is all there is to go on.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +32,22 @@ from harness.sqlfile import named_queries
 
 Q = named_queries("gate")
 GATEWAY_VIA = ("trigger", "compat_redirect", "direct_call")
+STATIC_GUARDRAILS = ("PGC101", "PGC102", "PGC103", "PGC104", "PGC105", "PGC108")
+CORE_TRIGGER_ON = ("PGC001", "PGC010", "PGC011")  # present and enabled, not silenced, still working
+# What can stop a real flow or make its jobs come from elsewhere than the trigger and the gateway.
+FLOW_CAUSES = (
+    "PGC001",
+    "PGC003",
+    "PGC004",
+    "PGC005",
+    "PGC006",
+    "PGC007",
+    "PGC009",
+    "PGC010",
+    "PGC011",
+    "PGC012",
+)
+DIRECT_WRITERS = ("PGC006", "PGC008", "PGC012", "PGC101", "PGC011")
 RUNBOOKS = ("not-enqueued", "enqueued-not-executed", "executed-no-event")
 
 
@@ -61,9 +82,13 @@ def _violations(facts: GateFacts, *rules: str) -> list[Finding]:
     return [f for f in facts.contracts.findings if f.rule in rules and f.violation]
 
 
+def _cause(finding: Finding) -> str:
+    return f"cause: {finding.rule} {finding.where}: {finding.message}"
+
+
 def _rules_criterion(facts: GateFacts, name: str, *rules: str) -> Criterion:
     bad = _violations(facts, *rules)
-    evidence = [f"{f.rule} {f.where}: {f.message}" for f in bad]
+    evidence = [_cause(f) for f in bad]
     for rule_id in rules:
         evidence.extend(f"{rule_id}: {line}" for line in facts.contracts.evidence.get(rule_id, []))
     if not bad:
@@ -71,16 +96,36 @@ def _rules_criterion(facts: GateFacts, name: str, *rules: str) -> Criterion:
     return Criterion(name, not bad, tuple(evidence))
 
 
+Judge = Callable[["GateFacts"], Criterion]
+
+
+def _caused(judge: Judge, *rules: str) -> Judge:
+    """`judge`, whose failed criterion also lists the violations of `rules` that explain it (its causes)."""
+
+    @functools.wraps(judge)
+    def judged(facts: GateFacts) -> Criterion:
+        criterion = judge(facts)
+        if criterion.ok:
+            return criterion
+        causes = [c for c in (_cause(f) for f in _violations(facts, *rules)) if c not in criterion.evidence]
+        if not causes and not any(line.startswith("cause:") for line in criterion.evidence):
+            checked = ", ".join(rules) if rules else "no contract rule covers this criterion"
+            causes = [
+                f"cause: no contract rule names one ({checked}: no violation); the evidence above is the symptom"
+                if rules
+                else f"cause: {checked}; the evidence above says what is missing"
+            ]
+        return Criterion(criterion.name, False, (*criterion.evidence, *causes))
+
+    return judged
+
+
 def static_guardrails(facts: GateFacts) -> Criterion:
     criterion = _rules_criterion(
         facts,
         "static guardrails pass (no direct insert, claims by role, migrations "
         "classified, no projection read, core trigger never disabled)",
-        "PGC101",
-        "PGC102",
-        "PGC103",
-        "PGC104",
-        "PGC105",
+        *STATIC_GUARDRAILS,
     )
     suppressed = sum(1 for f in facts.contracts.findings if f.suppressed and f.rule.startswith("PGC1"))
     return Criterion(
@@ -184,8 +229,8 @@ def decision_path_clean(facts: GateFacts) -> Criterion:
     live_hits, walked = live_decision_reads(facts.dsn, facts.config, facts.source)
     evidence = (
         *static.evidence,
-        f"live: functions reachable from claim_initial_decision_jobs: {', '.join(walked)}",
-        *(f"live: {hit}" for hit in live_hits),
+        f"live: functions and views reachable from the decision role: {', '.join(walked)}",
+        *(f"cause: live {hit}" for hit in live_hits),
     )
     return Criterion(
         "no authoritative read of user_documents in the decision path", static.ok and not live_hits, evidence
@@ -325,7 +370,7 @@ def traceability(facts: GateFacts) -> Criterion:
 
 
 def migrations_classified(facts: GateFacts) -> Criterion:
-    criterion = _rules_criterion(facts, "migrations classified core / legacy / infra", "PGC103")
+    criterion = _rules_criterion(facts, "migrations classified core / legacy / infra", "PGC103", "PGC108")
     from contracts.migrations import classify
 
     counts: dict[str, int] = {}
@@ -359,24 +404,41 @@ def contracts_pass(facts: GateFacts) -> Criterion:
     return Criterion(
         "the CI contracts pass (live and static)",
         not bad,
-        (facts.contracts.summary(), *(f"{f.rule} {f.where}: {f.message}" for f in bad)),
+        (facts.contracts.summary(), *(_cause(f) for f in bad)),
     )
 
 
-PHASES: dict[int, tuple[Callable[[GateFacts], Criterion], ...]] = {
+PHASES: dict[int, tuple[Judge, ...]] = {
     1: (
         static_guardrails,
-        _live_rule("core trigger on_document_entity_events_change enabled", "PGC001"),
+        _live_rule("core trigger on_document_entity_events_change enabled", *CORE_TRIGGER_ON),
         _live_rule("ambiguous dedupe-key fix deployed", "PGC009"),
         _live_rule(
             "claim canary: decision claim returns only decision jobs, orchestrator claim only execution jobs",
             "PGC003",
             "PGC004",
         ),
-        canary_flows,
-        no_manual_sql,
+        _caused(canary_flows, *FLOW_CAUSES),
+        _caused(no_manual_sql, *DIRECT_WRITERS, *FLOW_CAUSES),
     ),
-    2: (all_through_gateway, compat_warnings_zero, strict_rejects, decision_path_clean),
-    3: (kpi_present, alerts_present, dashboard_present, runbook_drills, traceability),
-    4: (contracts_pass, migrations_classified, no_dead_handler, canary_flows, no_manual_sql),
+    2: (
+        _caused(all_through_gateway, *DIRECT_WRITERS),
+        _caused(compat_warnings_zero, "PGC101", "PGC012", "PGC008"),
+        _caused(strict_rejects, "PGC006"),
+        _caused(decision_path_clean, "PGC104"),
+    ),
+    3: (
+        _caused(kpi_present),
+        _caused(alerts_present),
+        _caused(dashboard_present),
+        _caused(runbook_drills),
+        _caused(traceability, *FLOW_CAUSES),
+    ),
+    4: (
+        contracts_pass,
+        migrations_classified,
+        _caused(no_dead_handler, "PGC003", "PGC005"),
+        _caused(canary_flows, *FLOW_CAUSES),
+        _caused(no_manual_sql, *DIRECT_WRITERS, *FLOW_CAUSES),
+    ),
 }

@@ -25,7 +25,7 @@ def live_violations(dsn: str, rule: str, config: Config | None = None) -> list[A
 def test_reference_schema_passes_every_live_contract(dsn: str, conn: Conn) -> None:
     report = check_live(dsn, Config())
     assert report.findings == []
-    assert set(report.evidence) == {f"PGC00{i}" for i in range(1, 10)}
+    assert set(report.evidence) == {f"PGC{i:03d}" for i in range(1, 13)}
     # every probe rolled back: nothing was left behind
     assert conn.execute("SELECT count(*) FROM executor_jobs").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM document_entities").fetchone()[0] == 0
@@ -135,7 +135,10 @@ def test_worker_role_with_insert_is_found(dsn: str, conn: Conn) -> None:
     conn.execute("GRANT INSERT ON executor_jobs TO pipeline_scheduler")
     found = live_violations(dsn, "PGC008")
     assert [(f.object, f.message) for f in found] == [
-        ("role pipeline_scheduler", "role pipeline_scheduler holds INSERT on executor_jobs")
+        (
+            "role pipeline_scheduler",
+            "role pipeline_scheduler can INSERT into executor_jobs: its own privileges: table-level INSERT",
+        )
     ]
 
 
