@@ -1,7 +1,9 @@
 """The harness catches a broken pipeline: copies of the reference pipeline, each with one planted bug, are
 pointed at through a SUT config file, and `harness run` must exit 1 naming the broken check and entities.
 
-Each bug is one extra core migration that redefines a function of the reference schema, run under the
+Each bug is one targeted change to the CURRENT definition of one function (`planting.plant`, from
+pipeline/sql/schema.sql), written as one extra core migration, so a copy differs from the reference in its
+bug and nothing else (a fast test below builds each copy and checks exactly that). Each runs under the
 scenario that exposes it (a claim that also takes decision jobs only bites while the decision worker is down:
 otherwise it wins every race for them).
 """
@@ -9,188 +11,123 @@ otherwise it wins every race for them).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
+import psycopg
 import pytest
 
+from harness.provision import EmbeddedPostgres
+from harness.provision.migrations import MigrationPlan
 from harness.scenario import SCENARIO_DIR
 from harness.sut.config import reference_sut, to_toml
+from tests.quality.planting import current_definition, plant, planted_migrations
+from tests.schema_snapshot import SCHEMA, differing, objects, render
 
-ROOT = Path(__file__).resolve().parents[2]
+# A quarter of the entities (ids starting 0-3) take the planted path in request_protection.
+_QUARTER = "    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN\n        {}\n    END IF;\n"
+_STORE = "    INSERT INTO document_entities (id, owner_id)"
 
 
-def _request_protection_with(planted: str) -> str:
-    """request_protection as 0003 defines it, but for a quarter of the entities (ids starting 0-3), which get
-    the `planted` statement instead."""
-    return f"""
-CREATE OR REPLACE FUNCTION request_protection(p_entity_id uuid, p_document text, p_owner_id text DEFAULT NULL,
-    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_event_id uuid DEFAULT NULL)
-RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE v_first jsonb;
-BEGIN
-    IF left(p_entity_id::text, 1) IN ('0', '1', '2', '3') THEN
-        {planted}
-    END IF;
-    INSERT INTO document_entities (id, owner_id) VALUES (p_entity_id, p_owner_id) ON CONFLICT (id) DO NOTHING;
-    SELECT x INTO v_first FROM document_entities e, jsonb_array_elements(e.events) x
-     WHERE e.id = p_entity_id AND x ->> 'type' = 'document.protect.requested' LIMIT 1;
-    RETURN append_event(p_entity_id, 'document.protect.requested', jsonb_build_object('document', p_document),
-                        coalesce(p_correlation_id, (v_first ->> 'correlation_id')::uuid, gen_random_uuid()),
-                        coalesce(p_trace_id, v_first ->> 'trace_id', new_trace_id()), NULL, p_event_id);
-END $$;
-"""
+class Bug(NamedTuple):
+    function: str
+    old: str  # the text of the current definition to change (it occurs there exactly once)
+    new: str  # what it becomes
+    scenario: str
+    checks: set[str]  # the checks `harness run` must find invalid
 
 
 PLANTED = {
-    "claim-returns-both-kinds": (
-        """
-CREATE OR REPLACE FUNCTION claim_orchestrator_jobs(
-    p_worker text, p_limit int DEFAULT 1, p_lease_seconds double precision DEFAULT NULL,
-    p_now timestamptz DEFAULT NULL)
-RETURNS TABLE (job_id bigint, run_id bigint, job_type text, kind text, entity_id uuid, payload jsonb, attempt int,
-    max_attempts int, source_event_id uuid, correlation_id uuid, trace_id text, lease_expires_at timestamptz)
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ SELECT * FROM claim_jobs_of_kind('execution', p_worker, p_limit, p_lease_seconds, p_now)
-      UNION ALL SELECT * FROM claim_jobs_of_kind('decision', p_worker, p_limit, p_lease_seconds, p_now) $$;
-""",
+    "claim-returns-both-kinds": Bug(
+        "claim_orchestrator_jobs",
+        "claim_jobs_of_kind('execution', p_worker, p_limit, p_lease_seconds, p_now)",
+        "claim_jobs_of_kind('execution', p_worker, p_limit, p_lease_seconds, p_now)\n"
+        "      UNION ALL SELECT * FROM claim_jobs_of_kind('decision', p_worker, p_limit, p_lease_seconds, p_now)\n"
+        "      -- the planted bug: the orchestrator claims decision jobs too\n",
         "decision-worker-sigkill",
         {"flows_complete", "traces_complete"},
     ),
-    "gateway-without-dedupe": (
-        """
-ALTER TABLE executor_jobs DROP CONSTRAINT executor_jobs_dedupe_key_key;
-DROP FUNCTION materialize_job(text, uuid, uuid, jsonb, uuid, text, text);
-CREATE FUNCTION materialize_job(
-    p_job_type text, p_entity_id uuid, p_source_event_id uuid, p_payload jsonb DEFAULT '{}'::jsonb,
-    p_correlation_id uuid DEFAULT NULL, p_trace_id text DEFAULT NULL, p_via text DEFAULT 'direct_call')
-RETURNS materialized_job
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE v_kind text; v_result materialized_job;
-BEGIN
-    v_result.dedupe_key := p_entity_id::text || ':' || p_job_type || ':' || p_source_event_id::text;
-    SELECT t.kind INTO v_kind FROM job_types t WHERE t.name = p_job_type;
-    PERFORM set_config('pipeline.via_gateway', 'on', true);
-    INSERT INTO executor_jobs AS j (job_type, kind, entity_id, dedupe_key, payload, source_event_id,
-                                    correlation_id, trace_id, materialized_via)
-    VALUES (p_job_type, v_kind, p_entity_id, v_result.dedupe_key, coalesce(p_payload, '{}'), p_source_event_id,
-            p_correlation_id, p_trace_id, p_via)
-    RETURNING j.id INTO v_result.job_id;
-    INSERT INTO executor_job_queue (job_id, kind, state, due_at) SELECT j.id, j.kind, 'ready', j.run_at
-      FROM executor_jobs j WHERE j.id = v_result.job_id;
-    PERFORM set_config('pipeline.via_gateway', 'off', true);
-    PERFORM pg_notify('executor_jobs_' || v_kind, '');
-    v_result.created := true;
-    RETURN v_result;
-END $$;
-""",
+    "gateway-without-dedupe": Bug(
+        "materialize_job",
+        "v_result.dedupe_key := p_entity_id::text || ':' || p_job_type || ':' || p_source_event_id::text;",
+        "v_result.dedupe_key := gen_random_uuid()::text;  -- the planted bug: a key no second call shares",
         "duplicate-events",
         {"no_duplicate_job"},
     ),
-    "trigger-skips-events": (
-        """
-CREATE OR REPLACE FUNCTION materialize_job_sometimes(p_job_type text, p_entity_id uuid, p_source_event_id uuid,
-    p_payload jsonb, p_correlation_id uuid, p_trace_id text, p_via text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF left(p_source_event_id::text, 1) IN ('0', '1', '2', '3') THEN
-        RETURN;  -- the planted bug: a quarter of the events never reach the gateway
-    END IF;
-    PERFORM materialize_job(p_job_type, p_entity_id, p_source_event_id, p_payload, p_correlation_id, p_trace_id, p_via);
-END $$;
-CREATE OR REPLACE FUNCTION on_document_entity_events_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v_old_len int := CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE jsonb_array_length(OLD.events) END;
-        v_event jsonb; v_type text; v_match text[]; v_job_type text;
-BEGIN
-    FOR i IN v_old_len .. jsonb_array_length(NEW.events) - 1 LOOP
-        v_event := NEW.events -> i; v_type := v_event ->> 'type'; v_job_type := NULL;
-        v_match := regexp_match(v_type, '^job\\.([a-z][a-z0-9_]*)\\.(required|completed|failed)$');
-        IF v_match IS NOT NULL AND v_match[2] = 'required' THEN v_job_type := v_match[1];
-        ELSIF v_match IS NOT NULL AND v_match[1] IN ('protect', 'tsa', 'anchor') THEN v_job_type := 'decide_outcome';
-        ELSIF v_type ~ '^document\\.[a-z0-9_]+\\.requested$' THEN v_job_type := 'decide_request';
-        END IF;
-        IF v_job_type IS NOT NULL THEN
-            PERFORM materialize_job_sometimes(v_job_type, NEW.id, (v_event ->> 'id')::uuid, v_event -> 'payload',
-                (v_event ->> 'correlation_id')::uuid, v_event ->> 'trace_id', 'trigger');
-        END IF;
-    END LOOP;
-    RETURN NULL;
-END $$;
-""",
+    "trigger-skips-events": Bug(
+        "on_document_entity_events_change",
+        "IF v_job_type IS NOT NULL THEN",
+        "IF v_job_type IS NOT NULL AND left(v_event ->> 'id', 1) NOT IN ('0', '1', '2', '3') THEN\n"
+        "            -- the planted bug: a quarter of the events never reach the gateway",
         "steady-state",
         {"no_lost_job"},
     ),
-    "request-dropped": (
-        _request_protection_with(
-            "RETURN gen_random_uuid();  -- the planted bug: a quarter of the requests are acknowledged, then dropped"
-        ),
+    "request-dropped": Bug(
+        "request_protection",
+        _STORE,
+        _QUARTER.format("RETURN gen_random_uuid();  -- the planted bug: acknowledged, then dropped") + _STORE,
         "steady-state",
         {"flows_complete"},
     ),
-    "request-rejected": (
-        _request_protection_with(
-            "RAISE EXCEPTION 'planted: request refused for %', p_entity_id;  -- the planted bug: a quarter refused"
-        ),
+    "request-rejected": Bug(
+        "request_protection",
+        _STORE,
+        _QUARTER.format("RAISE EXCEPTION 'planted: request refused for %', p_entity_id;  -- the planted bug")
+        + _STORE,
         "steady-state",
         {"requests_accepted"},
     ),
-    "result-emitted-twice": (
-        """
-CREATE OR REPLACE FUNCTION complete_jobs(p_job_ids bigint[], p_run_ids bigint[], p_results jsonb[] DEFAULT NULL,
-    p_result_event_ids uuid[] DEFAULT NULL, p_now timestamptz DEFAULT NULL)
-RETURNS TABLE (job_id bigint, run_id bigint, result_event_id uuid)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE v_job executor_jobs%ROWTYPE; v_event uuid; v_result jsonb;
-BEGIN
-    FOR i IN 1 .. coalesce(cardinality(p_job_ids), 0) LOOP
-        v_job := lock_job_for_run(p_job_ids[i], p_run_ids[i]);
-        CONTINUE WHEN v_job.id IS NULL;
-        v_event := p_result_event_ids[i];
-        v_result := coalesce(p_results[i], '{}'::jsonb) || jsonb_build_object('job_id', v_job.id);
-        IF v_job.kind = 'execution' THEN
-            v_event := result_event_id_for(v_job.id, 'completed');
-            PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed', v_result,
-                                 v_job.correlation_id, v_job.trace_id, v_job.source_event_id, v_event);
-            -- the planted bug: the canonical result goes out a second time, under a fresh id
-            PERFORM append_event(v_job.entity_id, 'job.' || v_job.job_type || '.completed', v_result,
-                                 v_job.correlation_id, v_job.trace_id, v_job.source_event_id);
-        END IF;
-        UPDATE executor_job_runs r SET finished_at = clock_timestamp(), outcome = 'succeeded',
-               result_event_id = v_event WHERE r.id = p_run_ids[i];
-        UPDATE executor_jobs j SET status = 'succeeded', finished_at = clock_timestamp(), lease_owner = NULL,
-               lease_expires_at = NULL WHERE j.id = v_job.id;
-        job_id := v_job.id; run_id := p_run_ids[i];
-        result_event_id := coalesce(v_event, '00000000-0000-0000-0000-000000000000'::uuid);
-        RETURN NEXT;
-    END LOOP;
-END $$;
-""",
+    "result-emitted-twice": Bug(
+        "complete_jobs",
+        "SET events = e.events || n.events, updated_at = v_now",
+        "SET events = e.events || n.events\n"
+        "                  -- the planted bug: each canonical result goes out a second time, under a fresh id\n"
+        "                  || (SELECT jsonb_agg(x || jsonb_build_object('id', gen_random_uuid()))\n"
+        "                        FROM jsonb_array_elements(n.events) x),\n"
+        "               updated_at = v_now",
         "steady-state",
         {"one_result_per_job"},
     ),
 }
 
 
+def planted_folder(tmp_path: Path, bug: str) -> Path:
+    function, old, new, *_ = PLANTED[bug]
+    return planted_migrations(tmp_path / "migrations", plant(function, old, new), bug)
+
+
 def planted_sut(tmp_path: Path, bug: str) -> Path:
-    reference = reference_sut()
-    migrations = tmp_path / "migrations"
-    shutil.copytree(reference.migrations, migrations)
-    (migrations / "0999_core_planted_bug.sql").write_text(
-        f"-- class: core\n-- planted bug: {bug}\n{PLANTED[bug][0]}"
-    )
+    """A SUT config pointing at a copy of the reference migrations with `bug` planted."""
     config = tmp_path / "sut.toml"
-    config.write_text(to_toml(reference, migrations))
+    config.write_text(to_toml(reference_sut(), planted_folder(tmp_path, bug)))
     return config
 
 
 @pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_a_planted_copy_differs_from_the_reference_by_its_one_change(
+    pg: EmbeddedPostgres, tmp_path: Path, bug: str
+) -> None:
+    """A copy that differed in more than its bug would prove nothing about the bug; one whose change did not
+    take (an overload created beside the function, say) would prove nothing at all. So each copy is migrated
+    and its whole catalogue compared with schema.sql: one function differs, by exactly the planted text."""
+    function, old, new, *_ = PLANTED[bug]
+    with pg.database(MigrationPlan(planted_folder(tmp_path, bug))) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            built = render(conn)
+        live = current_definition(function, dsn=dsn)
+    committed = SCHEMA.read_text(encoding="utf-8")
+    (changed,) = differing(committed, built)
+    key = changed.removesuffix(" (changed)")
+    assert changed.endswith(" (changed)") and key.startswith(f"function {function}("), changed
+    assert objects(built)[key] == objects(committed)[key].replace(old, new, 1)
+    assert live == current_definition(function).replace(old, new, 1)
+
+
+@pytest.mark.parametrize("bug", sorted(PLANTED))
 def test_harness_run_catches_a_planted_bug(tmp_path: Path, bug: str) -> None:
-    _sql, scenario, expected_checks = PLANTED[bug]
+    scenario, expected_checks = PLANTED[bug].scenario, PLANTED[bug].checks
     config = planted_sut(tmp_path, bug)
     report_dir = tmp_path / "report"
     done = subprocess.run(
