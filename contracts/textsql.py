@@ -55,7 +55,8 @@ def shell_units(text: str, first_line: int = 1) -> list[Unit]:
         blanked = blanked[:start] + _blank(blanked[start:end]) + blanked[end:]
     for match in _QUOTED.finditer(blanked):
         body = _expand(match.group(1), variables) if match.group(1) is not None else match.group(2)
-        units.append(("text", Snippet(body, first_line + blanked.count("\n", 0, match.start()))))
+        kind = "sql" if body.lstrip().startswith("\\") else "text"  # psql input: `\copy ... from`
+        units.append((kind, Snippet(body, first_line + blanked.count("\n", 0, match.start()))))
     unquoted = _QUOTED.sub(lambda m: _blank(m.group(0)), blanked)
     lines = unquoted.split("\n")
     index = 0

@@ -35,3 +35,34 @@ def static(root: Path, config: Config | None = None) -> CheckResult:
 
 def violations(result: CheckResult, rule: str) -> list[Finding]:
     return [f for f in result.findings if f.rule == rule and f.violation]
+
+
+def notebook(root: Path, rel: str, *cells: str) -> Path:
+    """A Jupyter notebook (nbformat 4, written as Jupyter writes it: one source line per JSON line) whose code
+    cells hold `cells`, each dedented."""
+    import json
+
+    def cell(text: str) -> dict[str, object]:
+        lines = textwrap.dedent(text).strip("\n").splitlines(keepends=True)
+        return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": lines}
+
+    doc = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# a notebook\n", "prose only"]}]
+        + [cell(c) for c in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def where(result: CheckResult, rule: str, level: str = "error") -> list[tuple[str, int]]:
+    """`(path, line)`, sorted, of each finding of `rule` at `level` that no allowlist entry covers."""
+    return sorted(
+        (f.path or "", f.line or 0)
+        for f in result.findings
+        if f.rule == rule and f.level == level and not f.suppressed
+    )
