@@ -197,23 +197,12 @@ def _roles(conn: Conn) -> list[str]:
               FROM pg_roles r WHERE r.oid IN (SELECT grantee FROM grantee)""",
     )
     blocks = []
-    for (
-        name,
-        login,
-        superuser,
-        inherit,
-        createrole,
-        createdb,
-        replication,
-        bypassrls,
-        limit,
-        groups,
-    ) in sorted(rows):
-        flags = ((superuser, "SUPERUSER"), (not inherit, "NOINHERIT"), (createrole, "CREATEROLE"))
-        flags += ((createdb, "CREATEDB"), (replication, "REPLICATION"), (bypassrls, "BYPASSRLS"))
-        options = ["LOGIN" if login else "NOLOGIN", *(word for flag, word in flags if flag)]
-        if limit != -1:
-            options.append(f"CONNECTION LIMIT {limit}")
+    for row in sorted(rows):
+        name, login, superuser, inherit, createrole, createdb, replication, bypassrls, limit, groups = row
+        flags = {"SUPERUSER": superuser, "NOINHERIT": not inherit, "CREATEROLE": createrole}
+        flags |= {"CREATEDB": createdb, "REPLICATION": replication, "BYPASSRLS": bypassrls}
+        options = ["LOGIN" if login else "NOLOGIN", *(word for word, on in flags.items() if on)]
+        options += [f"CONNECTION LIMIT {limit}"] if limit != -1 else []
         lines = [f"-- role {name}", f"CREATE ROLE {name} {' '.join(options)};"]
         for group in groups:
             role, _, admin = group.partition(" ")
@@ -269,7 +258,8 @@ def _types(conn: Conn, grants: Grants) -> list[str]:
             )
             checks = _rows(
                 conn,
-                "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = %s",
+                """SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
+                    WHERE contypid = %s AND contype = 'c'""",
                 oid,
             )
             body = f"CREATE DOMAIN {name} AS {base}{' NOT NULL' if notnull else ''}"
@@ -279,8 +269,8 @@ def _types(conn: Conn, grants: Grants) -> list[str]:
             raise NotImplementedError(
                 f"type {name} is of kind {typtype!r}: teach tests/schema_snapshot.py to show it"
             )
-        blocks.append("\n".join([f"-- type {name}", body, *_comments(conn, "pg_type", oid, "TYPE", name)]))
-        blocks[-1] = "\n".join([blocks[-1], *grants.get(("TYPE", name), [])])
+        comments = _comments(conn, "pg_type", oid, "TYPE", name)
+        blocks.append("\n".join([f"-- type {name}", body, *comments, *grants.get(("TYPE", name), [])]))
     return blocks
 
 

@@ -31,16 +31,19 @@ def test_the_migrations_build_exactly_schema_sql(conn: psycopg.Connection) -> No
 def test_a_migration_the_snapshot_does_not_know_fails_naming_each_object(
     pg: EmbeddedPostgres, tmp_path: Path
 ) -> None:
-    """A new migration that redefines a function, adds one and adds an index, committed without regenerating
-    schema.sql: the test above must fail, name the three objects (and nothing else), print the changed line
-    of each, and say how to regenerate."""
+    """A new migration committed without regenerating schema.sql (it redefines a function, adds one, adds an
+    index, disables a trigger, grants a privilege and changes a seed row): the test above must fail, name
+    each object that differs and nothing else, show the changed lines, and say how to regenerate."""
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder)
     redefined = plant("new_trace_id", "replace(gen_random_uuid()::text, '-', '')", "md5(random()::text)")
     (folder / "0999_core_unsnapshotted.sql").write_text(
         f"{redefined};\n"
         "CREATE FUNCTION planted_helper() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
-        "CREATE INDEX executor_jobs_planted_idx ON executor_jobs (trace_id);\n",
+        "CREATE INDEX executor_jobs_planted_idx ON executor_jobs (trace_id);\n"
+        "ALTER TABLE pipeline_settings DISABLE TRIGGER pipeline_settings_validate;\n"
+        "GRANT INSERT ON job_types TO pipeline_reader;\n"
+        "UPDATE pipeline_settings SET value = 'strict' WHERE key = 'gateway_mode';\n",
         encoding="utf-8",
     )
     with pg.database(MigrationPlan(folder)) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
@@ -49,7 +52,8 @@ def test_a_migration_the_snapshot_does_not_know_fails_naming_each_object(
     first = report.splitlines()[0]
     assert first == (
         "pipeline/sql/schema.sql is not what the migrations build; differing: table executor_jobs (changed); "
-        "function new_trace_id() (changed); function planted_helper() (added)."
+        "table job_types (changed); table pipeline_settings (changed); function new_trace_id() (changed); "
+        "function planted_helper() (added); data pipeline_settings (changed)."
     )
     assert f"regenerate it with `{REGENERATE}`" in report
     diff = report.splitlines()
@@ -57,3 +61,6 @@ def test_a_migration_the_snapshot_does_not_know_fails_naming_each_object(
     assert "+AS $function$ SELECT md5(random()::text) $function$;" in diff
     assert "+CREATE INDEX executor_jobs_planted_idx ON public.executor_jobs USING btree (trace_id);" in diff
     assert "+-- function planted_helper()" in diff
+    assert "+ALTER TABLE pipeline_settings DISABLE TRIGGER pipeline_settings_validate;" in diff
+    assert "+GRANT SELECT, INSERT ON TABLE job_types TO pipeline_reader;" in diff
+    assert any(line.startswith("+    ('gateway_mode', 'strict', ") for line in diff)
