@@ -68,10 +68,10 @@ def live_decision_reads(dsn: str, config: Config, source: Path | None = None) ->
                     continue
                 for fact in facts.facts:
                     if fact.kind == "read" and fact.name == config.projection_table:
-                        hits.append(
-                            f"{kind} {name} reads {config.projection_table} (line {fact.line} of its "
-                            "definition)"
+                        where = (
+                            f"line {fact.line} of its definition" if kind == "function" else "pg_get_viewdef"
                         )
+                        hits.append(f"{kind} {name} reads {config.projection_table} ({where})")
                     elif fact.kind in ("call", "read") and fact.name not in done:
                         todo.append(fact.name)
     return hits, walked

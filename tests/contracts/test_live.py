@@ -166,3 +166,152 @@ def test_ambiguous_dedupe_key_is_found_on_a_database_without_the_fix(legacy_dsn:
     found = live_violations(legacy_dsn, "PGC009")
     assert [f.object for f in found] == ["function materialize_job"]
     assert "SQLSTATE 42702" in found[0].message and "not applied" in found[0].message
+
+
+# -- role paths to INSERT on executor_jobs (PGC008) ------------------------------------------------------------
+
+
+@pytest.fixture
+def holder(conn: Conn) -> Any:
+    """A role holding INSERT on executor_jobs, dropped afterwards (roles are cluster-wide: other tests'
+    databases share them)."""
+    import uuid
+
+    name = f"contracts_holder_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE ROLE {name} NOLOGIN")
+    conn.execute(f"GRANT INSERT ON executor_jobs TO {name}")
+    yield name
+    conn.execute(f"REVOKE ALL ON executor_jobs FROM {name}")
+    conn.execute(f"DROP ROLE {name}")
+
+
+@pytest.mark.parametrize(
+    ("membership", "path"),
+    [
+        ("WITH INHERIT TRUE, SET FALSE", "which it inherits (member WITH INHERIT): table-level INSERT"),
+        (
+            "WITH INHERIT FALSE, SET TRUE",
+            "which it may SET ROLE to (member without INHERIT): table-level INSERT",
+        ),
+    ],
+    ids=["inherited", "set-role"],
+)
+def test_insert_reachable_through_another_role_is_found_naming_the_path(
+    dsn: str, conn: Conn, holder: str, membership: str, path: str
+) -> None:
+    conn.execute(f"GRANT {holder} TO pipeline_decider {membership}")
+    try:
+        found = live_violations(dsn, "PGC008")
+        assert [f.object for f in found] == ["role pipeline_decider"]
+        assert f"role {holder}, {path}" in found[0].message
+    finally:
+        conn.execute(f"REVOKE {holder} FROM pipeline_decider")
+
+
+def test_a_membership_that_neither_inherits_nor_sets_is_no_path(dsn: str, conn: Conn, holder: str) -> None:
+    conn.execute(f"GRANT {holder} TO pipeline_decider WITH INHERIT FALSE, SET FALSE")
+    try:
+        assert live_violations(dsn, "PGC008") == []
+    finally:
+        conn.execute(f"REVOKE {holder} FROM pipeline_decider")
+
+
+def test_column_level_insert_is_found(dsn: str, conn: Conn) -> None:
+    conn.execute("GRANT INSERT (job_type, entity_id) ON executor_jobs TO pipeline_writer")
+    found = live_violations(dsn, "PGC008")
+    assert [(f.object, f.message) for f in found] == [
+        (
+            "role pipeline_writer",
+            "role pipeline_writer can INSERT into executor_jobs: its own privileges: column-level INSERT on "
+            "entity_id, job_type",
+        )
+    ]
+
+
+# -- replica mode as a default (PGC010) ------------------------------------------------------------------------
+
+
+def test_replica_mode_as_a_database_or_role_default_is_found(dsn: str, conn: Conn) -> None:
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    conn.execute(
+        f"ALTER ROLE pipeline_executor IN DATABASE {database} SET session_replication_role = replica"
+    )
+    found = live_violations(dsn, "PGC010")
+    assert [f.object for f in found] == ["role pipeline_executor"]
+    assert f"ALTER ROLE pipeline_executor IN DATABASE {database} SET" in found[0].message
+    conn.execute(f"ALTER DATABASE {database} SET session_replication_role = replica")
+    report = check_live(dsn, Config())
+    objects = [f.object for f in report.findings if f.rule == "PGC010"]
+    assert objects == [f"database {database}", "role pipeline_executor"]
+    # the probe of the core trigger runs in a new session, which starts in replica mode: it sees it too
+    assert any(f.rule == "PGC011" for f in report.findings)
+
+
+# -- the core trigger's behaviour (PGC011) ----------------------------------------------------------------------
+
+
+def test_core_trigger_that_stops_materializing_one_event_type_is_found(dsn: str, conn: Conn) -> None:
+    """Present, enabled, and still a no-op for anchor jobs and failed outcomes: only the probe sees it."""
+    definition = conn.execute(
+        "SELECT pg_get_functiondef('on_document_entity_events_change'::regproc)"
+    ).fetchone()[0]
+    sabotaged = definition.replace(
+        "v_job_type := v_parts[2];", "v_job_type := nullif(v_parts[2], 'anchor');"
+    ).replace("ELSIF v_parts[3] IN ('completed', 'failed') THEN", "ELSIF v_parts[3] = 'completed' THEN")
+    assert sabotaged != definition
+    conn.execute(sabotaged)
+    report = check_live(dsn, Config())
+    found = [f for f in report.findings if f.rule == "PGC011"]
+    assert [f.message.split(" ")[1] for f in found] == [
+        "job.anchor.failed",
+        "job.protect.failed",
+        "job.tsa.failed",
+        "job.anchor.required",
+    ]
+    assert {f.object for f in found} == {"trigger on_document_entity_events_change on document_entities"}
+    assert (
+        "materialized no job; the core trigger must materialize anchor through the gateway"
+        in found[-1].message
+    )
+    assert [f for f in report.findings if f.rule == "PGC001"] == []  # enabled all along
+    assert conn.execute("SELECT count(*) FROM executor_jobs").fetchone()[0] == 0  # the probe rolled back
+
+
+def test_core_events_come_from_the_config(dsn: str) -> None:
+    config = Config(core_events={"document.archive.requested": "decide_request"})
+    found = live_violations(dsn, "PGC011", config)
+    assert [f.message.split(" ")[1] for f in found] == []
+    config = Config(core_events={"document.archive.requested": "protect"})
+    found = live_violations(dsn, "PGC011", config)
+    assert "materialized decide_request via trigger" in found[0].message
+
+
+# -- functions of the live database (PGC012) -------------------------------------------------------------------
+
+
+def test_live_function_writing_the_queue_through_dynamic_sql_is_found(dsn: str, conn: Conn) -> None:
+    conn.execute("""
+        CREATE FUNCTION requeue(p_type text) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            v_queue text := 'executor' || '_jobs';
+        BEGIN
+            EXECUTE format('INSERT INTO %I (job_type) VALUES ($1)', v_queue) USING p_type;
+        END $$
+    """)
+    conn.execute("""
+        CREATE FUNCTION copy_rows(p_table text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
+        BEGIN
+            EXECUTE 'INSERT INTO ' || quote_ident(p_table) || ' SELECT 1';
+        END $$
+    """)
+    conn.execute("""
+        CREATE FUNCTION audit(p text) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            EXECUTE format('INSERT INTO %I (x) VALUES ($1)', 'audit_log') USING p;
+        END $$
+    """)
+    report = check_live(dsn, Config())
+    found = [(f.object, f.level) for f in report.findings if f.rule == "PGC012"]
+    assert found == [("function copy_rows", Level.WARNING), ("function requeue", Level.ERROR)]
+    warning = next(f for f in report.findings if f.object == "function copy_rows")
+    assert "who can insert into executor_jobs" in warning.message
