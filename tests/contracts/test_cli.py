@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from harness.cli import main
-from tests.contracts.plant import ROOT, line_of, write
+from tests.contracts.plant import ROOT, line_of, notebook, write
 
 DIRECT = "cur.execute(\"insert into executor_jobs(job_type) values ('protect')\")"
 
@@ -201,3 +201,83 @@ def test_python_dash_m_contracts_works_alone(tmp_path: Path) -> None:
         check=False,
     )
     assert run.returncode == 1 and "app/jobs.py:1: error PGC101" in run.stdout
+
+
+def test_new_rules_appear_located_in_every_format(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sarif_schema: dict[str, object],
+    dsn: str,
+    conn: object,
+) -> None:
+    """A legacy migration rewriting the core trigger's function (PGC108), an unresolved EXECUTE (PGC109, a
+    warning), a notebook's insert (PGC101) and, live, a replica default (PGC010): each in text, JSON, JUnit and
+    schema-valid SARIF, with its rule id and location."""
+    write(
+        tmp_path,
+        "db/migrations/0001_core_base.sql",
+        "CREATE FUNCTION on_document_entity_events_change() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n",
+    )
+    write(
+        tmp_path,
+        "db/migrations/0002_legacy_shim.sql",
+        "CREATE OR REPLACE FUNCTION on_document_entity_events_change() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n"
+        "DO $$ BEGIN EXECUTE 'INSERT INTO ' || current_setting('app.table') || ' VALUES (1)'; END $$;\n",
+    )
+    book = notebook(
+        tmp_path,
+        "nb/backfill.ipynb",
+        "QUEUE = 'executor_jobs'",
+        "cur.execute(f'INSERT INTO {QUEUE} (job_type) VALUES (1)')",
+    )
+    database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[attr-defined]
+    conn.execute(f"ALTER DATABASE {database} SET session_replication_role = replica")  # type: ignore[attr-defined]
+    expected = {
+        ("PGC108", "db/migrations/0002_legacy_shim.sql", 1, "error"),
+        ("PGC109", "db/migrations/0002_legacy_shim.sql", 2, "warning"),
+        ("PGC101", "nb/backfill.ipynb", line_of(book, "INSERT INTO {QUEUE}"), "error"),
+    }
+    args = ("--source", str(tmp_path), "--postgres", dsn)
+
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 1
+    assert "db/migrations/0002_legacy_shim.sql:1: error PGC108 [legacy-migration-no-core-change]" in out
+    assert f"nb/backfill.ipynb:{line_of(book, 'INSERT INTO')}: error PGC101" in out
+    assert f"database {database}: error PGC010 [no-replica-default]" in out
+
+    code, out, _ = run_cli(capsys, *args, "--format", "json")
+    data = json.loads(out)
+    assert {(f["rule"], f["path"], f["line"], f["level"]) for f in data["findings"]} >= expected
+    assert {r["id"] for r in data["rules"] if r["checked"]} >= {
+        "PGC010",
+        "PGC011",
+        "PGC012",
+        "PGC108",
+        "PGC109",
+    }
+
+    code, out, _ = run_cli(capsys, *args, "--format", "junit")
+    failed = {c.get("name") for c in ET.fromstring(out).iter("testcase") if c.find("failure") is not None}
+    assert {
+        "PGC108 legacy-migration-no-core-change",
+        "PGC101 no-direct-insert",
+        "PGC010 no-replica-default",
+    } <= failed
+
+    code, out, _ = run_cli(capsys, *args, "--format", "sarif")
+    log = json.loads(out)
+    jsonschema.validate(log, sarif_schema)
+    results = log["runs"][0]["results"]
+    located = {
+        (
+            r["ruleId"],
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            r["locations"][0]["physicalLocation"]["region"]["startLine"],
+            r["level"],
+        )
+        for r in results
+        if "physicalLocation" in r["locations"][0]
+    }
+    assert located >= expected
+    replica = next(r for r in results if r["ruleId"] == "PGC010")
+    assert replica["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == f"database {database}"
