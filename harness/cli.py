@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from contracts import cli as contracts_cli
 from harness.errors import BadInput, HarnessError
@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="print event -> job -> run -> result for one entity")
     trace.add_argument("entity", help="the entity id (a uuid)")
     trace.add_argument("--json", action="store_true")
+    trace.add_argument(
+        "--sut", type=Path, help="SUT file (default: the pipeline's tables as the RFC names them)"
+    )
     _postgres_arg(trace, default=None)
 
     up = sub.add_parser("up", help="start the reference system on an embedded Postgres until Ctrl-C")
@@ -152,12 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, help="run folder (default: reports/<run-id>)")
     run.add_argument("--seed", type=int, help="override every scenario's seed")
     run.add_argument("--repeat", type=int, default=1, help="run each scenario K times (flakiness check)")
-    run.add_argument("--sut", type=Path, help="SUT config file (default: the reference pipeline)")
+    run.add_argument("--sut", type=Path, help="SUT file (default: the reference pipeline)")
+    _scenarios_arg(run)
     _postgres_arg(run)
 
     scenarios = sub.add_parser("scenarios", help="list suites and scenarios, or validate scenario files")
     scenarios_sub = scenarios.add_subparsers(dest="scenarios_command", required=True, parser_class=_Parser)
-    scenarios_sub.add_parser("list", help="every scenario with its suites and faults")
+    listing = scenarios_sub.add_parser("list", help="every scenario with its suites and faults")
+    listing.add_argument("--sut", type=Path, help="also list the scenario folders of this SUT file")
+    _scenarios_arg(listing)
+
+    sut = sub.add_parser("sut", help="hold a pipeline against the SUT contract")
+    sut_sub = sut.add_subparsers(dest="sut_command", required=True, parser_class=_Parser)
+    sut_check = sut_sub.add_parser(
+        "check",
+        help="required objects, capabilities, and which scenarios can run (exit 3 when something is missing)",
+    )
+    sut_check.add_argument("file", type=Path, metavar="FILE", help="the SUT file (harness init writes one)")
+    sut_check.add_argument(
+        "--suite", action="append", help="the suites whose scenarios to judge (default: nightly); repeatable"
+    )
+    sut_check.add_argument("--json", action="store_true", help="print the report as JSON")
+    _scenarios_arg(sut_check)
+    _postgres_arg(sut_check)
     validate = scenarios_sub.add_parser("validate", help="validate files; every problem reported at once")
     validate.add_argument("files", nargs="+", type=Path)
 
@@ -186,6 +206,25 @@ def _contracts_database(spec: str, args: argparse.Namespace) -> Iterator[str]:
             yield dsn
     except HarnessError as exc:
         raise ContractInputError(f"could not provision Postgres ({spec}): {exc}") from exc
+
+
+def _scenarios_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of the team's own scenario files, beside the built-in ones (repeatable)",
+    )
+
+
+def _folders(args: argparse.Namespace, sut: Any = None) -> list[Path]:
+    """Where scenarios come from: the built-in folder, the SUT file's `scenarios`, then --scenarios."""
+    from harness.scenario import SCENARIO_DIR
+
+    extra = [*(sut.scenarios if sut is not None else ()), *args.scenarios]
+    return list(dict.fromkeys([SCENARIO_DIR, *(p.resolve() for p in extra)]))
 
 
 def _sut(path: Path | None):
@@ -258,6 +297,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import psycopg
 
     from harness.checkers.trace import render
+    from harness.sut.adapter import SutSql
+    from harness.sut.config import load_sut
     from harness.sut.readback import read_trace
 
     if not args.postgres or args.postgres in ("embedded", "docker"):
@@ -273,7 +314,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except psycopg.Error as exc:
         raise BadInput(f"cannot connect to --postgres: {str(exc).strip().splitlines()[0]}") from exc
     with conn:
-        trace = read_trace(conn, args.entity)
+        sql = SutSql.discovered(conn, load_sut(args.sut) if args.sut else None)
+        trace = read_trace(conn, args.entity, sql)
     print(json.dumps(trace.as_dict(), indent=2, default=str) if args.json else render(trace))
     return EXIT_OK if trace.complete else EXIT_FAILED
 
@@ -360,11 +402,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
-    scenarios = select(args.targets)
+    sut = _sut(args.sut)
+    scenarios = select(args.targets, _folders(args, sut))
     folder = args.report_dir or (Path("reports") / new_run_id())
     summary = run_session(
         scenarios,
-        _sut(args.sut),
+        sut,
         args.postgres,
         folder,
         args.repeat,
@@ -378,6 +421,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if any(result.error for result in summary.scenarios):
         return EXIT_HARNESS
+    # Not-applicable scenarios are counted and named, never failed; but a run where nothing applied proved
+    # nothing about the pipeline: unknown.
     return EXIT_OK if summary.verdict == Verdict.VALID else EXIT_UNKNOWN
 
 
@@ -389,15 +434,49 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         for scenario in scenarios:
             print(f"ok  {scenario.path}: {scenario.name}")
         return EXIT_OK
-    scenarios = load_scenarios(all_scenario_files())
+    scenarios = load_scenarios(all_scenario_files(_folders(args, _sut(args.sut) if args.sut else None)))
+    if not scenarios:
+        raise BadInput("no scenario files found; the harness's own are missing from this installation")
     width = max(len(s.name) for s in scenarios)
     for scenario in scenarios:
         faults = ", ".join(f.label for f in scenario.faults) or "(no fault)"
         print(f"{scenario.name:<{width}}  [{', '.join(scenario.suites)}]  {faults}")
-    for suite in ("smoke", "nightly", "gate", "drill"):
+    suites = dict.fromkeys(("smoke", "nightly", "gate", "drill", *(x for s in scenarios for x in s.suites)))
+    for suite in suites:
         members = [s.name for s in scenarios if suite in s.suites]
         print(f"suite {suite}: {len(members)} scenario(s)")
     return EXIT_OK
+
+
+def cmd_sut(args: argparse.Namespace) -> int:
+    from harness.provision import open_provider
+    from harness.runner import requirements
+    from harness.scenario import all_scenario_files, load_scenarios
+    from harness.sut.check import check_sut, render
+    from harness.sut.config import load_sut
+
+    sut = load_sut(args.file)
+    suites = args.suite or ["nightly"]
+    scenarios = [
+        s for s in load_scenarios(all_scenario_files(_folders(args, sut))) if set(s.suites) & set(suites)
+    ]
+    with open_provider(args.postgres, ready_clones=0) as provider:
+        report = check_sut(
+            sut, provider, scenarios, lambda s, sql, found: _applies(s, sql, found, requirements)
+        )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return EXIT_OK if report.ok else EXIT_BAD_INPUT
+
+
+def _applies(scenario: Any, sql: Any, found: dict[str, str], requirements: Any) -> list[str]:
+    from harness.errors import NotApplicable
+    from harness.runner import migration_plan
+
+    try:
+        migration_plan(sql.sut, scenario)
+    except NotApplicable as exc:
+        return list(exc.reasons)
+    return requirements(scenario, sql, found)
 
 
 class Terminated(KeyboardInterrupt):
@@ -432,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "run": cmd_run,
         "scenarios": cmd_scenarios,
+        "sut": cmd_sut,
         **contracts_cli.HANDLERS,
         "gate": gate_cli.run_gate,
         **observability_cli.HANDLERS,
@@ -446,6 +526,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; cleaned up", file=sys.stderr
         )
         return EXIT_HARNESS
+    except Exception as exc:  # a harness bug: never exit 1, which says the pipeline failed an expectation
+        log = _crash_log(exc)
+        print(
+            f"error: the harness failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            f"the traceback is in {log}; exit 4",
+            file=sys.stderr,
+        )
+        return EXIT_HARNESS
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected exception to a file of its own; its path."""
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="harness-crash-", suffix=".log", delete=False, encoding="utf-8"
+    ) as log:
+        log.write(f"harness {' '.join(sys.argv[1:])}\n")
+        log.write("".join(traceback.format_exception(exc)))
+    return Path(log.name)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,10 @@ import psycopg
 
 from harness.provision import open_provider
 from harness.provision.migrations import MigrationPlan
-from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut, reference_sut
 from harness.sut.readback import read_trace
 from harness.sut.system import RunningSystem, SystemOptions
-
-Q = named_queries("system")
 
 
 @dataclass
@@ -59,20 +57,19 @@ class E2EResult:
         }
 
 
-def submit_flows(dsn: str, count: int) -> list[str]:
-    """Request `count` protections of new documents; returns the entity ids."""
+def submit_flows(dsn: str, count: int, sql: SutSql) -> list[str]:
+    """Request `count` protections of new documents through the pipeline's entry point; the entity ids."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        cur.executemany(
-            Q["request_protection"],
-            [{"entity_id": e, "document": f"document {e}", "owner_id": "e2e"} for e in ids],
-        )
+    with psycopg.connect(dsn) as conn:
+        for entity in ids:
+            sql.request(conn, entity, f"document {entity}", owner="e2e")
     return ids
 
 
-def wait_closed(dsn: str, ids: list[str], timeout_s: float) -> int:
+def wait_closed(dsn: str, ids: list[str], timeout_s: float, sql: SutSql) -> int:
     deadline = time.monotonic() + timeout_s
     closed = 0
+    Q = sql.queries("system")
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
             closed = int(conn.execute(Q["count_closed"], {"ids": ids}).fetchone()[0])
@@ -82,7 +79,8 @@ def wait_closed(dsn: str, ids: list[str], timeout_s: float) -> int:
     return closed
 
 
-def judge_flows(dsn: str, ids: list[str], result: E2EResult) -> None:
+def judge_flows(dsn: str, ids: list[str], result: E2EResult, sql: SutSql) -> None:
+    Q = sql.queries("system")
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(Q["flows_closed"], {"ids": ids}).fetchall()
         latencies = []
@@ -96,7 +94,7 @@ def judge_flows(dsn: str, ids: list[str], result: E2EResult) -> None:
             first = requested if first is None or requested < first else first
             last = closed_at if last is None or closed_at > last else last
         for entity in ids:
-            trace = read_trace(conn, entity)
+            trace = read_trace(conn, entity, sql)
             if trace.complete and trace.closed_as == "document.anchored":
                 result.traces_complete += 1
             else:
@@ -130,10 +128,10 @@ def run_e2e(
         info = pg.info()
         result.postgres = {"provider": info.provider, "version": info.version, "detail": info.detail}
         dsn = pg.new_database(MigrationPlan(sut.migrations))
-        with RunningSystem(sut, dsn, log_dir or Path(tmp), options):
-            ids = submit_flows(dsn, flows)
-            wait_closed(dsn, ids, timeout_s)
-            judge_flows(dsn, ids, result)
+        with RunningSystem(sut, dsn, log_dir or Path(tmp), options) as system:
+            ids = submit_flows(dsn, flows, system.sql)
+            wait_closed(dsn, ids, timeout_s, system.sql)
+            judge_flows(dsn, ids, result, system.sql)
         result.entities = ids
     result.wall_s = time.monotonic() - started
     return result

@@ -46,3 +46,25 @@ class MigrationError(HarnessError):
     """A migration failed to apply."""
 
     exit_code = 4
+
+
+class SutIncomplete(BadInput):
+    """The pipeline lacks objects the SUT contract requires (harness/sut/CONTRACT.md)."""
+
+    def __init__(self, sut: str, missing: list[str] | tuple[str, ...]) -> None:
+        self.missing = tuple(missing)
+        lines = "\n".join(f"  missing {line}" for line in self.missing)
+        super().__init__(
+            f"pipeline {sut!r} does not meet the SUT contract (harness/sut/CONTRACT.md):\n{lines}\n"
+            "add what is missing, or map it in the SUT file; `harness sut check FILE` lists it all"
+        )
+
+
+class NotApplicable(HarnessError):
+    """The pipeline lacks a capability this needs; the scenario is reported not-applicable, naming it."""
+
+    exit_code = 0
+
+    def __init__(self, reasons: list[str] | tuple[str, ...]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("not applicable: " + "; ".join(self.reasons))

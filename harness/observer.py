@@ -1,5 +1,9 @@
 """The observer: samples the queue and the alerts into the history while a run goes (for the timeline and the
-SLO checks), and reads the database once more at the end (the final state the checkers judge)."""
+SLO checks), and reads the database once more at the end (the final state the checkers judge).
+
+Everything is read through the pipeline's canonical relations (`harness/sut/adapter.py`), and alerts through
+the run's alert source (the pipeline's own, or the harness's pack), named with the harness's alert names.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,19 @@ import psycopg
 from psycopg.rows import dict_row
 
 from harness.history import History, OpType
+from harness.observability.source import AlertSource
 from harness.records import FinalState
-from harness.sqlfile import named_queries
-
-Q = named_queries("run")
+from harness.sut.adapter import SutSql
 
 
 class Observer:
-    def __init__(self, dsn: str, history: History, interval_s: float = 0.5) -> None:
+    def __init__(
+        self, dsn: str, history: History, sql: SutSql, alerts: AlertSource, interval_s: float = 0.5
+    ) -> None:
         self.dsn = dsn
         self.history = history
+        self.Q = sql.queries("run")
+        self.alerts = alerts
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="observer", daemon=True)
@@ -37,10 +44,11 @@ class Observer:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2, row_factory=dict_row)
-                sample = dict(conn.execute(Q["sample"]).fetchone())
-                sample["flows_closed"] = conn.execute(Q["flows_closed"]).fetchone()["count"]
-                firing = conn.execute(Q["alerts_firing"]).fetchone()
-                sample["alerts_firing"] = list(next(iter(firing.values())) or []) if firing else []
+                sample = dict(conn.execute(self.Q["sample"]).fetchone())
+                sample["flows_closed"] = conn.execute(self.Q["flows_closed"]).fetchone()["count"]
+                firing = self.alerts.firing(conn)
+                if firing is not None:
+                    sample["alerts_firing"] = firing
                 self.history.record(
                     "observer", OpType.OK, "sample", {k: _plain(v) for k, v in sample.items()}
                 )
@@ -65,21 +73,26 @@ def _plain(value: Any) -> Any:
     )
 
 
-def read_final(dsn: str) -> FinalState:
-    """Everything the checkers need, read once after the drain."""
+def read_final(dsn: str, sql: SutSql, alerts: AlertSource | None = None) -> FinalState:
+    """Everything the checkers need, read once after the drain. Optional relations the pipeline lacks read
+    as empty; the checkers that need them say not-applicable from the record's capabilities."""
+    Q = sql.queries("run")
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
 
-        def rows(name: str) -> tuple[dict[str, Any], ...]:
+        def rows(name: str, relation: str | None = None) -> tuple[dict[str, Any], ...]:
+            if relation is not None and not sql.has(relation):
+                return ()
             return tuple({k: _plain(v) for k, v in row.items()} for row in conn.execute(Q[name]).fetchall())
 
-        has_alerts = conn.execute(Q["has_alert_history"]).fetchone()
-        alerts = rows("final_alerts") if next(iter(has_alerts.values())) else ()
+        settings = {r["key"]: r["value"] for r in rows("final_settings", "settings")}
+        for key, value in sql.sut.fixed_settings.items():
+            settings.setdefault(key, value)
         return FinalState(
             entities=rows("final_entities"),
             jobs=rows("final_jobs"),
             runs=rows("final_runs"),
-            compat_warnings=rows("final_compat"),
-            alert_history=alerts,
+            compat_warnings=rows("final_compat", "compat_warnings"),
+            alert_history=alerts.history(conn) if alerts is not None else (),
             job_types={r["name"]: r["kind"] for r in rows("final_job_types")},
-            settings={r["key"]: r["value"] for r in rows("final_settings")},
+            settings=settings,
         )

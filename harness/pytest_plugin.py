@@ -112,6 +112,17 @@ def harness_nemesis(
             raise pytest.UsageError(f"unknown fault {name!r}; known: {', '.join(sorted(REGISTRY))}")
         system = system or pipeline_system.latest
         fault = REGISTRY[name]()
+        missing = [
+            f"{c}: {system.sql.facts.why_not(c)}"
+            for c in REGISTRY[name].requires(params)
+            if not (
+                system.sql.facts.has(c)
+                or c in system.found
+                or (c.startswith("setting:") and system.sql.can_set(c[8:]) is None)
+            )
+        ]
+        if missing:
+            pytest.skip(f"not applicable to {system.sut.name}: {'; '.join(missing)}")
         ctx = FaultContext(
             dsn=pipeline_dsn,
             provider=harness_postgres,
@@ -119,6 +130,7 @@ def harness_nemesis(
             history=harness_history,
             rng=random.Random(0),
             params=params,
+            sut_sql=system.sql,
         )
         fault.start(ctx)
         injected.append((fault, ctx))
@@ -130,9 +142,15 @@ def harness_nemesis(
 
 
 @pytest.fixture
-def harness_check(pipeline_dsn: str, harness_history: History) -> Callable[[list[str]], list[CheckResult]]:
+def harness_check(
+    pipeline_dsn: str, harness_sut: Sut, harness_history: History
+) -> Callable[[list[str]], list[CheckResult]]:
     """Judge the database as it is now (and the history recorded so far) with the named checkers."""
+    import dataclasses
+
     from harness.checkers import run_checkers
+    from harness.records import SutInfo
+    from harness.sut.adapter import SutSql
 
     def check(names: list[str]) -> list[CheckResult]:
         scenario = Scenario(
@@ -144,15 +162,25 @@ def harness_check(pipeline_dsn: str, harness_history: History) -> Callable[[list
             faults=(),
             expect=Expectations(checks=tuple(names)),
         )
+        sql = SutSql.connect(harness_sut, pipeline_dsn)
         record = RunRecord(
             scenario=scenario,
             ops=tuple(harness_history.ops()),
             faults=(),
             samples=(),
-            final=read_final(pipeline_dsn),
+            final=read_final(pipeline_dsn, sql),
             drained=True,
             workload_start_wall=0.0,
             workload_end_wall=0.0,
+            sut=SutInfo(
+                harness_sut.name,
+                tuple(sorted(sql.facts.present)),
+                dict(sql.facts.absent),
+                {
+                    k: list(v) if isinstance(v, tuple) else v
+                    for k, v in dataclasses.asdict(harness_sut.conventions).items()
+                },
+            ),
         )
         return run_checkers(record, names)
 

@@ -43,9 +43,10 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class AlertExpectation:
-    rule: str
+    rule: str  # one of the harness's alert names (harness/sut/config.py ALERTS); the SUT maps its own rules
     within_s: float  # must be firing within this long after the fault starts
     resolve: bool = True  # and resolved after healing, before the drain ends
+    window_s: float | None = None  # the rule's look-back window for this run (so it can resolve in the drain)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Scenario:
     workers: Mapping[str, int] = field(default_factory=dict)
     migrations_until: str | None = None
     migrations_skip: tuple[str, ...] = ()
+    migrations_set: str | None = None  # a named set of the SUT file's [migration_sets]
     drain_timeout_s: float = 30.0
     own_server: bool = False  # server faults (restart, crash, pause) get a private Postgres
     path: Path | None = None
@@ -108,6 +110,23 @@ class FinalState:
 
 
 @dataclass(frozen=True)
+class SutInfo:
+    """What the checkers may know of the pipeline: its name, the capabilities discovery found (and why the
+    others are absent), and the conventions its SUT file declares (markers, materialized_via values)."""
+
+    name: str = "unknown"
+    capabilities: tuple[str, ...] = ()
+    absent: Mapping[str, str] = field(default_factory=dict)
+    conventions: Mapping[str, Any] = field(default_factory=dict)
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def why_not(self, capability: str) -> str:
+        return self.absent.get(capability, f"the pipeline has no {capability}")
+
+
+@dataclass(frozen=True)
 class RunRecord:
     scenario: Scenario
     ops: tuple[Op, ...]
@@ -117,6 +136,7 @@ class RunRecord:
     drained: bool
     workload_start_wall: float
     workload_end_wall: float
+    sut: SutInfo = field(default_factory=SutInfo)
 
 
 # -- verdicts ------------------------------------------------------------------------------------------------
@@ -124,6 +144,7 @@ class Verdict(StrEnum):
     VALID = "valid"
     INVALID = "invalid"
     UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not-applicable"  # the pipeline lacks a capability the check or scenario needs (named)
 
 
 @dataclass(frozen=True)
@@ -161,12 +182,15 @@ class CheckResult:
 
 
 def combine(verdicts: Iterable[Verdict]) -> Verdict:
-    """invalid beats unknown beats valid."""
+    """invalid beats unknown beats valid beats not-applicable; nothing at all is valid. A not-applicable part
+    never makes a whole fail, and never makes it valid on its own either."""
     found = set(verdicts)
     if Verdict.INVALID in found:
         return Verdict.INVALID
     if Verdict.UNKNOWN in found:
         return Verdict.UNKNOWN
+    if found and found == {Verdict.NOT_APPLICABLE}:
+        return Verdict.NOT_APPLICABLE
     return Verdict.VALID
 
 
@@ -184,6 +208,7 @@ class ScenarioResult:
     folder: Path | None = None  # where its artefacts are
     error: str | None = None  # the harness failed to run it (verdict unknown)
     repeat: int = 0
+    not_applicable: tuple[str, ...] = ()  # capabilities the pipeline lacks, each with why (verdict n/a)
 
 
 @dataclass(frozen=True)
@@ -203,8 +228,9 @@ class RunSummary:
 
     @property
     def verdict(self) -> Verdict:
-        """An interrupted run is never valid: what did not run proved nothing."""
+        """An interrupted run is never valid: what did not run proved nothing. Scenarios not applicable to
+        the pipeline are counted and named, never failed; a run where nothing applied is not applicable."""
         found = combine(s.verdict for s in self.scenarios)
-        if self.interrupted and found != Verdict.INVALID:
+        if self.interrupted and found not in (Verdict.INVALID,):
             return Verdict.UNKNOWN
         return found

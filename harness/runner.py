@@ -1,9 +1,13 @@
 """Running scenarios, Jepsen's way. Phases of one scenario, in order:
 
 validate (before anything, all files) -> provision (a fresh database cloned from the migrated template; a
-private server when a fault needs one) -> settings and timing profile -> start services and workers (steady
-state: every worker announced itself) -> workload + nemesis + observer -> heal everything -> drain until the
-queue is quiet or the timeout -> final read of the database -> teardown (always) -> check -> artefacts.
+private server when a fault needs one) -> discover the pipeline (the SUT contract) and decide whether the
+scenario applies to it -> alert source, timing profile and settings -> start services and workers (steady
+state: every worker ready) -> workload + nemesis + observer -> heal everything -> drain until the queue is
+quiet or the timeout -> final read of the database -> teardown (always) -> check -> artefacts.
+
+A scenario that needs a capability the pipeline lacks (a failpoint, a setting, a worker role, a migration set)
+is not run: it is `not-applicable`, naming each capability and why it is missing.
 
 Artefacts are written before (scenario.yaml), during (history.jsonl) and after (faults.json, final.json,
 checks.json). Heal and teardown always run, also on Ctrl-C.
@@ -18,26 +22,28 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
 
+from harness.errors import BadInput, NotApplicable
 from harness.faults import REGISTRY, FaultContext
 from harness.history import History
 from harness.nemesis import Nemesis
+from harness.observability.pack import Evaluator, install, pack_rules
+from harness.observability.source import AlertSource, PackAlerts, SutAlerts
 from harness.observer import Observer, read_final
 from harness.provision import EmbeddedPostgres, Provider
 from harness.provision.migrations import MigrationPlan
-from harness.records import FaultSpec, RunRecord, Scenario, ScenarioResult, Verdict
-from harness.sqlfile import named_queries
+from harness.records import FaultSpec, RunRecord, Scenario, ScenarioResult, SutInfo, Verdict
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
-from harness.sut.system import RunningSystem, SystemOptions, apply_settings
+from harness.sut.system import RunningSystem, SystemOptions
 from harness.workload import Workload
 
-Q = named_queries("run")
 Progress = Callable[[str], None]
 
 
@@ -47,51 +53,115 @@ def _default_workers(sut: Sut, scenario: Scenario) -> dict[str, int]:
     return {role: count for role, count in workers.items() if role in sut.workers}
 
 
-def prepare_database(dsn: str, scenario: Scenario) -> None:
-    """The alert profile (where the SUT has profiles), then the scenario's own settings, which win."""
-    if scenario.profile:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            if conn.execute(Q["has_profiles"]).fetchone()[0]:
-                conn.execute(Q["apply_profile"], {"profile": scenario.profile})
-    apply_settings(dsn, dict(scenario.settings))
+def migration_plan(sut: Sut, scenario: Scenario) -> MigrationPlan:
+    """The migrations a scenario deploys: all, a named set of the SUT file, or until/skip versions."""
+    if scenario.migrations_set is not None:
+        chosen = sut.migration_sets.get(scenario.migrations_set)
+        if chosen is None:
+            raise NotApplicable(
+                [f"migration-set:{scenario.migrations_set}: the SUT file has no such [migration_sets] entry"]
+            )
+        return MigrationPlan(sut.migrations, chosen.until, chosen.skip)
+    return MigrationPlan(sut.migrations, scenario.migrations_until, scenario.migrations_skip)
 
 
-def drain(dsn: str, timeout_s: float, quiet_polls: int = 3) -> tuple[bool, float]:
+def requirements(scenario: Scenario, sql: SutSql, found: dict[str, str] | None = None) -> list[str]:
+    """What the scenario needs that this pipeline lacks, one `capability: why` line each (empty: it applies).
+    `found`: capabilities seen only once the system runs (a service's admin API); None before it starts."""
+    missing: list[str] = []
+    for key, value in scenario.settings.items():
+        why = sql.can_set(key, value)
+        if why:
+            missing.append(why)
+    for role in scenario.workers:
+        if role not in sql.sut.workers and scenario.workers[role] > 0:
+            missing.append(f"role:{role}: the SUT file has no [workers] {role} command")
+    for spec in scenario.faults:
+        for capability in REGISTRY[spec.fault].requires(spec.params):
+            if capability.startswith("service-admin:"):
+                if found is not None and capability not in found:
+                    missing.append(f"{capability}: the service does not answer /_admin/config")
+            elif capability.startswith("setting:"):
+                why = sql.can_set(capability.split(":", 1)[1])
+                if why:
+                    missing.append(why)
+            elif not sql.facts.has(capability):
+                missing.append(f"{capability}: {sql.facts.why_not(capability)}")
+    return list(dict.fromkeys(missing))
+
+
+def alert_source(sql: SutSql) -> AlertSource:
+    return SutAlerts(sql) if sql.alerts_from_sut else PackAlerts()
+
+
+def alert_capabilities(sql: SutSql) -> dict[str, str]:
+    """`alert:<name>` for every alert the run's source can show."""
+    if sql.alerts_from_sut:
+        return {k: v for k, v in sql.facts.present.items() if k.startswith("alert:")}
+    return {f"alert:{rule}": "the harness's observability pack" for rule in pack_rules(sql)}
+
+
+def prepare_database(dsn: str, scenario: Scenario, sql: SutSql) -> None:
+    """The alert source with its timing profile and windows, then the scenario's own settings, which win."""
+    windows = {a.rule: a.window_s for a in scenario.expect.alerts_fire if a.window_s is not None}
+    if sql.alerts_from_sut:
+        if scenario.profile and sql.sut.alerts.profile:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(sql.sut.alerts.profile)  # type: ignore[arg-type]
+        template = sql.sut.alerts.window_setting
+        tuned = {}
+        for alert, window in windows.items():
+            rule = sql.alert_rule(alert)
+            if template and rule:
+                tuned[template.format(rule=rule)] = str(window)
+        sql.write_settings(dsn, tuned)
+    else:
+        install(
+            dsn,
+            sql,
+            profile="fast" if scenario.profile == "fast" else "production",
+            settings={f"{alert}.window_s": float(w) for alert, w in windows.items()},
+        )
+    sql.write_settings(dsn, dict(scenario.settings))
+
+
+def drain(dsn: str, timeout_s: float, sql: SutSql, quiet_polls: int = 3) -> tuple[bool, float]:
     """Wait until no job is queued, running or retrying for a few polls in a row, so a merely late job is not
     called lost. Returns whether the queue went quiet, and the seconds it took."""
     started = time.monotonic()
     quiet = 0
+    query = sql.queries("run")["unfinished"]
     while time.monotonic() - started < timeout_s:
-        quiet = quiet + 1 if _count(dsn, "unfinished") == 0 else 0
+        quiet = quiet + 1 if _count(dsn, lambda conn: int(conn.execute(query).fetchone()[0])) == 0 else 0
         if quiet >= quiet_polls:
             return True, time.monotonic() - started
         time.sleep(0.3)
     return False, time.monotonic() - started
 
 
-def settle_alerts(dsn: str, timeout_s: float, quiet_polls: int = 3) -> bool:
+def settle_alerts(dsn: str, timeout_s: float, alerts: AlertSource, quiet_polls: int = 3) -> bool:
     """Then give alerts the rest of the drain time to settle (none pending or firing), so an alert about to
     fire or to resolve is not cut off. Not settling is no verdict of its own: the alert checkers judge it."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while time.monotonic() < deadline:
-        quiet = quiet + 1 if _count(dsn, "alerts_active") == 0 else 0
+        quiet = quiet + 1 if _count(dsn, alerts.active) == 0 else 0
         if quiet >= quiet_polls:
             return True
         time.sleep(0.3)
     return False
 
 
-def _count(dsn: str, query: str) -> int:
+def _count(dsn: str, read: Callable[[psycopg.Connection[Any]], int]) -> int:
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
-            return int(conn.execute(Q[query]).fetchone()[0])
+            return read(conn)
     except psycopg.OperationalError:
         return -1
 
 
 def _json_default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return str(value)
 
@@ -117,25 +187,34 @@ def run_scenario(
     else:
         (folder / "scenario.yaml").write_text(yaml.safe_dump(dataclasses.asdict(scenario), sort_keys=False))
     started_wall, started = time.time(), time.monotonic()
-    try:
-        record = record_scenario(scenario, sut, folder, shared, progress)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-        (folder / "error.txt").write_text(error)
+
+    def ended(verdict: Verdict, **extra: Any) -> ScenarioResult:
         return ScenarioResult(
             scenario.name,
-            Verdict.UNKNOWN,
+            verdict,
             (),
             scenario.seed,
             started_wall,
             time.monotonic() - started,
             None,
             folder,
-            error=error,
             repeat=repeat,
+            **extra,
         )
+
+    try:
+        record = record_scenario(scenario, sut, folder, shared, progress)
+    except KeyboardInterrupt:
+        raise
+    except NotApplicable as exc:
+        (folder / "not-applicable.txt").write_text("\n".join(exc.reasons) + "\n")
+        return ended(Verdict.NOT_APPLICABLE, not_applicable=exc.reasons)
+    except BadInput:
+        raise  # the SUT file or the scenario is wrong for every scenario alike: the run stops with exit 3
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        (folder / "error.txt").write_text(error)
+        return ended(Verdict.UNKNOWN, error=error)
     verdict, checks = judge(record)
     write_json(folder / "checks.json", [c.as_dict() for c in checks])
     return ScenarioResult(
@@ -151,12 +230,26 @@ def run_scenario(
     )
 
 
+@contextlib.contextmanager
+def _evaluating(dsn: str, alerts: AlertSource) -> Iterator[None]:
+    """The pack is evaluated from a thread while the run goes; the pipeline's own alerts evaluate themselves."""
+    if not isinstance(alerts, PackAlerts):
+        yield
+        return
+    evaluator = Evaluator(dsn)
+    evaluator.start()
+    try:
+        yield
+    finally:
+        evaluator.stop()
+
+
 def record_scenario(
     scenario: Scenario, sut: Sut, folder: Path, shared: Provider | None, progress: Progress
 ) -> RunRecord:
     """Provision, run the workload and the faults, heal, drain, read back; return what happened."""
     history = History(folder / "history.jsonl")
-    plan = MigrationPlan(sut.migrations, scenario.migrations_until, scenario.migrations_skip)
+    plan = migration_plan(sut, scenario)
     with contextlib.ExitStack() as stack:
         stack.callback(history.close)
         provider = shared
@@ -164,11 +257,20 @@ def record_scenario(
             provider = stack.enter_context(EmbeddedPostgres(ready_clones=0))
         dsn = provider.new_database(plan)
         stack.callback(lambda: _drop_quietly(provider, dsn))
-        prepare_database(dsn, scenario)
+        sql = SutSql.connect(sut, dsn)
+        missing = requirements(scenario, sql)
+        if missing:
+            raise NotApplicable(missing)
+        alerts = alert_source(sql)
+        prepare_database(dsn, scenario, sql)
         network = any(REGISTRY[f.fault].needs_network for f in scenario.faults)
         options = SystemOptions(workers=_default_workers(sut, scenario), poll_interval_s=0.5, network=network)
-        system = stack.enter_context(RunningSystem(sut, dsn, folder / "logs", options))
-        workload = Workload(dsn, scenario.workload, history, scenario.seed)
+        system = stack.enter_context(RunningSystem(sut, dsn, folder / "logs", options, sql))
+        missing = requirements(scenario, sql, system.found)
+        if missing:
+            raise NotApplicable(missing)
+        stack.enter_context(_evaluating(dsn, alerts))
+        workload = Workload(dsn, scenario.workload, history, scenario.seed, sql)
 
         def context(spec: FaultSpec, rng: Any) -> FaultContext:
             return FaultContext(
@@ -178,11 +280,12 @@ def record_scenario(
                 history=history,
                 rng=rng,
                 params=spec.params,
+                sut_sql=sql,
                 workload=workload,
             )
 
         nemesis = Nemesis(scenario.faults, history, context, scenario.seed)
-        observer = Observer(dsn, history)
+        observer = Observer(dsn, history, sql, alerts)
         observer.start()
         stack.callback(observer.stop)
         stop = threading.Event()
@@ -206,10 +309,12 @@ def record_scenario(
             stop.set()
             nemesis.heal_all()
         progress(f"    {scenario.name}: draining (up to {scenario.drain_timeout_s:g} s)")
-        drained, took = drain(dsn, scenario.drain_timeout_s)
-        settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0))
+        drained, took = drain(dsn, scenario.drain_timeout_s, sql)
+        settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0), alerts)
         observer.stop()
-        final = read_final(dsn)
+        final = read_final(dsn, sql, alerts)
+        capabilities = {**sql.facts.present, **system.found, **alert_capabilities(sql)}
+    conventions = dataclasses.asdict(sut.conventions)
     record = RunRecord(
         scenario=scenario,
         ops=tuple(history.ops()),
@@ -223,9 +328,16 @@ def record_scenario(
         drained=drained,
         workload_start_wall=workload.started_wall,
         workload_end_wall=workload.ended_wall,
+        sut=SutInfo(
+            name=sut.name,
+            capabilities=tuple(sorted(capabilities)),
+            absent={k: v for k, v in sql.facts.absent.items() if k not in capabilities},
+            conventions={k: list(v) if isinstance(v, tuple) else v for k, v in conventions.items()},
+        ),
     )
     write_json(folder / "faults.json", [dataclasses.asdict(w) for w in record.faults])
     write_json(folder / "final.json", dataclasses.asdict(final))
+    write_json(folder / "sut.json", dataclasses.asdict(record.sut))
     return record
 
 

@@ -7,7 +7,8 @@ Every problem is reported at once, each as `file: path.in.file: what was found; 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from harness.errors import BadInput
 from harness.faults import REGISTRY
 from harness.records import SUITES, AlertExpectation, Expectations, FaultSpec, Scenario, Workload
+from harness.sut.config import ALERTS
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # the built-in scenarios ship in the wheel
 DEFAULT_CHECKS = (
@@ -45,6 +47,9 @@ TOP = {
     "migrations",
     "drain_timeout_s",
 }
+
+
+_SUITE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class ScenarioError(BadInput):
@@ -198,15 +203,25 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
     alerts = []
     for index, item in enumerate(data.get("alerts") or []):
         path = f"expect.alerts[{index}]"
-        if not isinstance(item, Mapping) or "rule" not in item:
-            problems.add(path, item, "a mapping with rule, within (seconds) and resolve (true/false)")
+        if not isinstance(item, Mapping) or "alert" not in item:
+            problems.add(path, item, "a mapping with alert, within (seconds), resolve (true/false), window_s")
             continue
-        problems.unknown_keys(path, item, {"rule", "within", "resolve"})
+        problems.unknown_keys(path, item, {"alert", "within", "resolve", "window_s"})
+        if item["alert"] not in ALERTS:
+            problems.add(f"{path}.alert", item["alert"], "one of: " + ", ".join(ALERTS))
         within = _number(problems, f"{path}.within", item.get("within", 30), 0.1)
+        window = item.get("window_s")
+        if window is not None:
+            window = _number(problems, f"{path}.window_s", window, 0.1)
         if not isinstance(item.get("resolve", True), bool):
             problems.add(f"{path}.resolve", item.get("resolve"), "true or false")
         alerts.append(
-            AlertExpectation(str(item["rule"]), float(within or 30), bool(item.get("resolve", True)))
+            AlertExpectation(
+                str(item["alert"]),
+                float(within or 30),
+                bool(item.get("resolve", True)),
+                float(window) if isinstance(window, (int, float)) else None,
+            )
         )
     quiet = data.get("quiet", True)
     if not isinstance(quiet, bool):
@@ -249,11 +264,15 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
         problems.missing("description", "a sentence saying what the scenario proves")
     suites = data.get("suites", [])
     if not isinstance(suites, list) or not suites:
-        problems.add("suites", suites, "a non-empty list of: " + ", ".join(SUITES))
+        problems.add("suites", suites, "a non-empty list of suites, e.g. " + ", ".join(SUITES))
         suites = []
     for index, suite in enumerate(suites):
-        if suite not in SUITES:
-            problems.add(f"suites[{index}]", suite, "one of: " + ", ".join(SUITES))
+        if not isinstance(suite, str) or not _SUITE_NAME.match(suite):
+            problems.add(
+                f"suites[{index}]",
+                suite,
+                f"a suite name ({', '.join(SUITES)}, or a team's own: lower-case, digits, -)",
+            )
     seed = data.get("seed", 1)
     _number(problems, "seed", seed, 0, integer=True)
     settings = data.get("settings") or {}
@@ -272,10 +291,15 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
     if not isinstance(migrations, Mapping):
         problems.add("migrations", migrations, "a mapping with until and/or skip")
         migrations = {}
-    problems.unknown_keys("migrations", migrations, {"until", "skip"})
+    problems.unknown_keys("migrations", migrations, {"until", "skip", "set"})
     until = migrations.get("until")
     if until is not None and not isinstance(until, str):
         problems.add("migrations.until", until, 'a migration version as a string, e.g. "0007"')
+    migration_set = migrations.get("set")
+    if migration_set is not None and not isinstance(migration_set, str):
+        problems.add("migrations.set", migration_set, "the name of a set in the SUT file's [migration_sets]")
+    if migration_set is not None and (until is not None or migrations.get("skip")):
+        problems.add("migrations", dict(migrations), "either set, or until and/or skip")
     skip = migrations.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(v, str) for v in skip):
         problems.add("migrations.skip", skip, "a list of migration versions as strings")
@@ -299,6 +323,7 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
         workers={str(k): int(v) for k, v in workers.items() if isinstance(v, int)},
         migrations_until=until if isinstance(until, str) else None,
         migrations_skip=tuple(skip),
+        migrations_set=migration_set if isinstance(migration_set, str) else None,
         drain_timeout_s=float(drain) if isinstance(drain, (int, float)) else 30.0,
         own_server=any(REGISTRY[f.fault].needs_own_server for f in faults),
         path=path,
@@ -326,8 +351,14 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def all_scenario_files(folder: Path = SCENARIO_DIR) -> list[Path]:
-    return sorted(p for p in folder.glob("*.yaml"))
+def all_scenario_files(folders: Sequence[Path] = (SCENARIO_DIR,)) -> list[Path]:
+    """Every scenario file of the folders, each folder's files in name order."""
+    found: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise ScenarioError(f"scenario folder {folder} does not exist; check --scenarios or the SUT file")
+        found += sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return found
 
 
 def load_scenarios(paths: Iterable[Path]) -> list[Scenario]:
@@ -346,20 +377,26 @@ def load_scenarios(paths: Iterable[Path]) -> list[Scenario]:
     return scenarios
 
 
-def select(targets: list[str], folder: Path = SCENARIO_DIR) -> list[Scenario]:
-    """Scenarios named by suite names and/or file paths."""
+def select(targets: list[str], folders: Sequence[Path] = (SCENARIO_DIR,)) -> list[Scenario]:
+    """Scenarios named by suite names and/or file paths. A suite is every scenario of the folders (the
+    built-in ones, then a team's own) that names it: the built-in suites, or a team's own."""
     paths: list[Path] = []
     suites: list[str] = []
+    everything: list[Scenario] | None = None
     for target in targets:
-        if target in SUITES:
-            suites.append(target)
-        elif Path(target).suffix in (".yaml", ".yml") or Path(target).exists():
+        if Path(target).suffix in (".yaml", ".yml") or Path(target).exists():
             paths.append(Path(target))
-        else:
-            raise ScenarioError(f"{target!r} is neither a suite ({', '.join(SUITES)}) nor a scenario file")
+            continue
+        if everything is None:
+            everything = load_scenarios(all_scenario_files(folders))
+        known = {suite for s in everything for suite in s.suites} | set(SUITES)
+        if target not in known:
+            raise ScenarioError(
+                f"{target!r} is neither a suite ({', '.join(sorted(known))}) nor a scenario file"
+            )
+        suites.append(target)
     chosen = load_scenarios(paths)
-    if suites:
-        everything = load_scenarios(all_scenario_files(folder))
+    if suites and everything is not None:
         chosen += [
             s for s in everything if set(s.suites) & set(suites) and s.name not in {c.name for c in chosen}
         ]

@@ -19,21 +19,23 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from harness.provision import open_provider
-from harness.records import RunSummary, Scenario, ScenarioResult
+from harness.provision import Provider, open_provider
+from harness.provision.migrations import MigrationPlan
+from harness.records import RunSummary, Scenario, ScenarioResult, Verdict
 from harness.runner import Progress, run_scenario
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def git_state() -> tuple[str, bool]:
+def git_state(folder: Path) -> tuple[str, bool]:
+    """The commit and dirty flag of the repository holding `folder` (the pipeline under test: its SUT
+    file's folder), so a report says which code it judged; ("unknown", False) outside a repository."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown", False
@@ -57,6 +59,13 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
 
 
+def check_contract(provider: Provider, sut: Sut) -> SutSql:
+    """Before any scenario: the pipeline's migrations applied to a fresh database meet the SUT contract, or
+    the run stops with one exit-3 list of everything missing (SutIncomplete)."""
+    with provider.database(MigrationPlan(sut.migrations)) as dsn:
+        return SutSql.connect(sut, dsn)
+
+
 def run_session(
     scenarios: Sequence[Scenario],
     sut: Sut,
@@ -69,7 +78,7 @@ def run_session(
 ) -> RunSummary:
     run_id = report_dir.name
     report_dir.mkdir(parents=True, exist_ok=True)
-    sha, dirty = git_state()
+    sha, dirty = git_state(sut.path.parent if sut.path else Path.cwd())
     command = shlex.join(["harness", *(argv if argv is not None else sys.argv[1:])])
     started_wall, started = time.time(), time.monotonic()
     results: list[ScenarioResult] = []
@@ -78,6 +87,7 @@ def run_session(
     try:
         with open_provider(postgres, ready_clones=1) as shared:
             pg_version = f"{shared.info().provider} {shared.info().version}"
+            check_contract(shared, sut)
             total = len(scenarios) * repeat
             for round_ in range(repeat):
                 for scenario in scenarios:
@@ -87,8 +97,10 @@ def run_session(
                     progress(f"[{len(results) + 1}/{total}] {scenario.name} (seed {scenario.seed}) ...")
                     result = run_scenario(scenario, sut, folder, shared, progress, repeat=round_)
                     results.append(result)
-                    failing = [c.name for c in result.checks if c.verdict != "valid"]
+                    failing = [c.name for c in result.checks if c.verdict not in ("valid", "not-applicable")]
                     detail = f" ({', '.join(failing)})" if failing else ""
+                    if result.verdict is Verdict.NOT_APPLICABLE:
+                        detail = f" ({'; '.join(result.not_applicable) or 'a planted bug this pipeline cannot show'})"
                     if result.error:
                         detail = f" (harness error: {result.error.splitlines()[0]})"
                     progress(

@@ -18,14 +18,17 @@ import psycopg
 
 from harness.history import History, OpType
 from harness.records import Workload as WorkloadSpec
-from harness.sqlfile import named_queries
-
-Q = named_queries("run")
+from harness.sut.adapter import EntryFailed, EntryUnknown, SutSql
 
 
 class Workload:
-    def __init__(self, dsn: str, spec: WorkloadSpec, history: History, seed: int) -> None:
+    def __init__(self, dsn: str, spec: WorkloadSpec, history: History, seed: int, sql: SutSql) -> None:
         self.dsn = dsn
+        self.sql = sql
+        self.Q = sql.queries("run")
+        # Without an event id parameter, the entry point cannot append the same event twice: a same-id
+        # duplicate is then appended to the authority directly (the pipeline must dedupe it either way).
+        self.entry_takes_event_id = sql.sut.entry.takes("event_id")
         self.spec = spec
         self.history = history
         self.rng = random.Random(seed)
@@ -91,37 +94,37 @@ class Workload:
                 break
             if stop.is_set():
                 break
-            value = {
-                "entity_id": planned["entity_id"],
-                "event_id": planned["event_id"],
-                "kind": planned["kind"],
-            }
+            event_id = planned["event_id"] if self.entry_takes_event_id else None
+            value = {"entity_id": planned["entity_id"], "event_id": event_id, "kind": planned["kind"]}
             self.history.record(process, OpType.INVOKE, "request", value)
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
                 replica = self.replica_writers
                 if replica:
-                    conn.execute(Q["replica_on"])
-                appended = conn.execute(
-                    Q["request"], {**planned, "document": f"document {planned['entity_id']}"}
-                ).fetchone()[0]
+                    conn.execute(self.Q["replica_on"])
+                if planned["kind"] == "same_id" and not self.entry_takes_event_id:
+                    conn.execute(self.sql.authority_write("reappend_same_event"), planned)
+                else:
+                    self.sql.request(
+                        conn, planned["entity_id"], f"document {planned['entity_id']}", "workload", event_id
+                    )
                 if replica:
-                    conn.execute(Q["replica_off"])
+                    conn.execute(self.Q["replica_off"])
                     with self._lock:
                         self.replica_writes += 1
-                self.history.record(
-                    process, OpType.OK, "request", {**value, "appended": appended is not None}
-                )
+                self.history.record(process, OpType.OK, "request", value)
                 with self._lock:
                     self.acknowledged.append(value)
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, EntryUnknown) as exc:
                 self.history.record(process, OpType.INFO, "request", value, _first_line(exc))
                 conn = None
             except psycopg.Error as exc:
                 self.history.record(
                     process, OpType.FAIL, "request", value, f"{exc.sqlstate or ''} {_first_line(exc)}".strip()
                 )
+            except EntryFailed as exc:
+                self.history.record(process, OpType.FAIL, "request", value, _first_line(exc))
         if conn is not None:
             conn.close()
 

@@ -101,8 +101,8 @@ def implied_checks(record: RunRecord) -> tuple[str, ...]:
 def judge(record: RunRecord, checkers: dict[str, Checker] | None = None) -> tuple[Verdict, list[CheckResult]]:
     """The scenario's verdict and every check it ran (expected ones first, then the preconditions).
 
-    Valid exactly when every `checks` name is valid, every `catch` name is invalid, every fault took effect
-    and the run drained. A `checks` name found invalid makes the scenario invalid whatever else happened (the
+    Valid exactly when every `checks` name is valid (or not applicable to this pipeline), every `catch` name
+    is invalid, every fault took effect and the run drained; not applicable when a `catch` name cannot apply. A `checks` name found invalid makes the scenario invalid whatever else happened (the
     pipeline broke); a `catch` name found valid is invalid (the planted bug went unseen) unless a fault did
     not take effect (then the bug may never have been planted: unknown).
     """
@@ -115,15 +115,20 @@ def judge(record: RunRecord, checkers: dict[str, Checker] | None = None) -> tupl
     faults_ok = by_name[faults_took_effect.NAME].verdict is Verdict.VALID
     settled = faults_ok and by_name[drained.NAME].verdict is Verdict.VALID
     verdicts = [by_name[name].verdict for name in must_hold]
+    point_missing = False  # a catch check that cannot apply: the scenario's point cannot be made here
     for name in must_catch:
         got = by_name[name].verdict
         if got is Verdict.INVALID:
             verdicts.append(Verdict.VALID)
         elif got is Verdict.VALID and faults_ok:
             verdicts.append(Verdict.INVALID)
+        elif got is Verdict.NOT_APPLICABLE:
+            point_missing = True
         else:
             verdicts.append(Verdict.UNKNOWN)
     verdict = combine(verdicts)
+    if verdict is Verdict.VALID and point_missing:
+        verdict = Verdict.NOT_APPLICABLE
     if verdict is Verdict.VALID and not settled:
         verdict = Verdict.UNKNOWN
     return verdict, results

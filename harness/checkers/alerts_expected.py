@@ -26,6 +26,12 @@ def check(record: RunRecord) -> CheckResult:
     expected = record.scenario.expect.alerts_fire
     if not expected:
         return CheckResult(NAME, Verdict.VALID, (), {"expected": 0})
+    # An expected alert the run's alert source has no rule for cannot be judged: not applicable, named.
+    lacking = [w for w in expected if not record.sut.has(f"alert:{w.rule}")]
+    skipped = "; ".join(f"alert:{w.rule}: {record.sut.why_not(f'alert:{w.rule}')}" for w in lacking)
+    expected = tuple(w for w in expected if w not in lacking)
+    if not expected:
+        return CheckResult(NAME, Verdict.NOT_APPLICABLE, (), {"expected": len(lacking)}, error=skipped)
     if not alert_keys_seen(record):
         return CheckResult(NAME, Verdict.UNKNOWN, (), {"expected": len(expected)}, error=NO_ALERT_DATA)
     windows = sorted(record.faults, key=lambda w: w.start_wall)
@@ -81,7 +87,14 @@ def check(record: RunRecord) -> CheckResult:
         NAME,
         Verdict.INVALID if anomalies else Verdict.VALID,
         tuple(anomalies),
-        {"expected": len(expected), "fired": fired, "resolved": resolved, "clock_start": start, "heal": heal},
+        {
+            "expected": len(expected),
+            "fired": fired,
+            "resolved": resolved,
+            "clock_start": start,
+            "heal": heal,
+            **({"not_applicable": skipped} if lacking else {}),
+        },
     )
 
 

@@ -16,7 +16,6 @@ from harness.checkers.rows import clock, epoch, job_row, plain, short
 from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "compat_warnings"
-REDIRECTED = "compat_redirect"
 
 
 def legacy_inserts_under_compat(record: RunRecord) -> int:
@@ -32,22 +31,35 @@ def legacy_inserts_under_compat(record: RunRecord) -> int:
 
 
 def check(record: RunRecord) -> CheckResult:
-    """unwarned-legacy-insert and spurious-warning."""
+    """unwarned-legacy-insert and spurious-warning; not applicable where compat warnings cannot be read."""
+    if not record.sut.has("compat-warnings"):
+        return CheckResult(
+            NAME,
+            Verdict.NOT_APPLICABLE,
+            (),
+            {},
+            error=f"compat-warnings: {record.sut.why_not('compat-warnings')}",
+        )
     final = record.final
     expected = legacy_inserts_under_compat(record)
+    # Which jobs the compat guard redirected, where the pipeline says so (materialized_via); else only the
+    # count of warnings is judged.
+    redirected = record.sut.conventions.get("via_redirect") if record.sut.has("materialized-via") else None
     warnings = sorted(final.compat_warnings, key=lambda w: (epoch(w.get("at")) or 0.0, str(w.get("id"))))
     jobs = {str(j["id"]): j for j in final.jobs}
     anomalies = []
     named: set[str] = set()
     for warning in warnings:
         job = jobs.get(str(warning.get("job_id")))
-        if job is not None and job.get("materialized_via") == REDIRECTED:
+        if job is not None and (redirected is None or job.get("materialized_via") == redirected):
             named.add(str(job["id"]))
             continue
+        if job is None and warning.get("job_id") is None and redirected is None:
+            continue  # the pipeline's warnings name no job: only their count can be judged
         why = (
             f"names job {warning.get('job_id')}, which does not exist"
             if job is None
-            else f"names job {job['id']}, materialized via {job.get('materialized_via')}, not {REDIRECTED}"
+            else f"names job {job['id']}, materialized via {job.get('materialized_via')}, not {redirected}"
         )
         anomalies.append(
             Anomaly(
@@ -59,7 +71,9 @@ def check(record: RunRecord) -> CheckResult:
             )
         )
     unwarned = [
-        j for j in final.jobs if j.get("materialized_via") == REDIRECTED and str(j["id"]) not in named
+        j
+        for j in final.jobs
+        if redirected is not None and j.get("materialized_via") == redirected and str(j["id"]) not in named
     ]
     for job in sorted(unwarned, key=lambda j: int(j["id"])):
         anomalies.append(
@@ -98,6 +112,8 @@ def check(record: RunRecord) -> CheckResult:
         {
             "legacy_inserts_under_compat": expected,
             "compat_warnings": len(warnings),
-            "redirected_jobs": sum(1 for j in final.jobs if j.get("materialized_via") == REDIRECTED),
+            "redirected_jobs": sum(
+                1 for j in final.jobs if redirected and j.get("materialized_via") == redirected
+            ),
         },
     )

@@ -53,6 +53,7 @@ def check(record: RunRecord) -> CheckResult:
     by_id = {(ent, str(e.get("id"))): e for ent, evs in entity_events(final).items() for e in evs}
     flows_jobs: dict[tuple[str, str], list[tuple[Row, Row]]] = {}
     compat = 0
+    marker = record.sut.conventions.get("compat_marker")
     for job in final.jobs:
         if str(job["job_type"]) not in exec_types:
             continue
@@ -60,7 +61,7 @@ def check(record: RunRecord) -> CheckResult:
         source = by_id.get((entity_id, str(job["source_event_id"])))
         if source is None or not _is_required(source, str(job["job_type"])):
             continue
-        if "_compat" in (source.get("payload") or {}):
+        if marker and marker in (source.get("payload") or {}):
             compat += 1
             continue
         flows_jobs.setdefault((entity_id, str(job["job_type"])), []).append((source, job))

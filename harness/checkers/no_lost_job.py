@@ -54,9 +54,10 @@ def check(record: RunRecord) -> CheckResult:
             )
     event_ids = {(entity_id, str(e.get("id"))) for entity_id, evs in events.items() for e in evs}
     orphans = 0
+    direct = record.sut.conventions.get("via_direct_call")
     for job in final.jobs:
         key = (str(job["entity_id"]), str(job["source_event_id"]))
-        if key in event_ids or job.get("materialized_via") == "direct_call":
+        if key in event_ids or (direct and job.get("materialized_via") == direct):
             continue
         orphans += 1
         created = epoch(job.get("created_at"))

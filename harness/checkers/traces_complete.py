@@ -29,7 +29,9 @@ _LATE = ("flow not closed", ": still ", "no run recorded")
 _FLOW_ONLY = ("no document.*.requested event", "flow not closed")
 
 
-def split_paths(events: Sequence[Row], jobs: Sequence[Row]) -> dict[str, list[Row]]:
+def split_paths(
+    events: Sequence[Row], jobs: Sequence[Row], marker: str | None = None
+) -> dict[str, list[Row]]:
     """Root event id -> its side path's events ("" holds the flow itself), in append order."""
     jobs_of: dict[str, list[int]] = {}
     for job in jobs:
@@ -45,8 +47,8 @@ def split_paths(events: Sequence[Row], jobs: Sequence[Row]) -> dict[str, list[Ro
         root = root_of_event.get(eid)
         if root is None:
             job_id = result_job_id(event)
-            is_root = (REQUEST_EVENT.match(str(event.get("type", ""))) and eid != first_request) or (
-                "_compat" in (event.get("payload") or {})
+            is_root = (REQUEST_EVENT.match(str(event.get("type", ""))) and eid != first_request) or bool(
+                marker and marker in (event.get("payload") or {})
             )
             root = eid if is_root else root_of_job.get(job_id, "") if job_id is not None else ""
             root_of_event[eid] = root
@@ -81,7 +83,9 @@ def check(record: RunRecord) -> CheckResult:
         entity_jobs = jobs.get(entity_id, [])
         problems: list[str] = []
         trace_id = None
-        for root, path in split_paths(events, entity_jobs).items():
+        for root, path in split_paths(
+            events, entity_jobs, record.sut.conventions.get("compat_marker")
+        ).items():
             ids = {str(e.get("id")) for e in path}
             path_jobs = [j for j in entity_jobs if str(j["source_event_id"]) in ids]
             path_runs = [r for j in path_jobs for r in runs.get(int(j["id"]), [])]

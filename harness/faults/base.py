@@ -17,10 +17,8 @@ import psycopg
 
 from harness.history import History
 from harness.provision import Provider
-from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.system import RunningSystem
-
-Q = named_queries("faults")
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,22 @@ class FaultContext:
     history: History
     rng: random.Random
     params: Mapping[str, Any]
+    sut_sql: SutSql
     workload: Any = None  # harness.workload.Workload, for faults that change how clients write
     state: dict[str, Any] = field(default_factory=dict)  # what start() must hand to heal()
 
     def sql(
         self, name: str, args: Mapping[str, Any] | None = None, fetch: bool = True
     ) -> list[tuple[Any, ...]]:
+        """Run a named query of harness/sql/faults.sql, rendered for this pipeline."""
+        return self.execute(self.sut_sql.queries("faults")[name], args, fetch)
+
+    def execute(
+        self, statement: str, args: Mapping[str, Any] | None = None, fetch: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement (a named query, or one the SUT file gives) on its own autocommit connection."""
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
-            cur = conn.execute(Q[name], args or {})
+            cur = conn.execute(statement, args or {})  # type: ignore[arg-type]
             return cur.fetchall() if fetch and cur.description else []
 
 
@@ -66,6 +72,12 @@ class Fault:
     needs_own_server: ClassVar[bool] = False
     needs_network: ClassVar[bool] = False  # the system must route its links through the proxy
     instantaneous: ClassVar[bool] = False  # done at once; heal right after (e.g. a burst of inserts)
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Capabilities of the pipeline this fault needs with these parameters (harness/sut/contract.py):
+        a scenario whose pipeline lacks one is not applicable, naming it."""
+        return ()
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         """Inject the fault; return evidence for the history."""

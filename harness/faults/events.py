@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -23,12 +25,12 @@ class DuplicateEvents(Fault):
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         kind, count = param(ctx, "kind", DuplicateEvents), param(ctx, "count", DuplicateEvents)
         entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
-        for entity in entities:
-            ctx.sql(
-                "reappend_same_event" if kind == "same_id" else "request_again",
-                {"entity_id": entity},
-                fetch=False,
-            )
+        with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+            for entity in entities:
+                if kind == "same_id":
+                    conn.execute(ctx.sut_sql.authority_write("reappend_same_event"), {"entity_id": entity})
+                else:
+                    ctx.sut_sql.request(conn, entity, "the same document, asked again", "nemesis")
         ctx.state["done"] = len(entities)
         return {"kind": kind, "duplicated": len(entities), "entities": entities}
 
@@ -46,16 +48,22 @@ class LegacyInsert(Fault):
     params = {"mode": Param(str, "compat", ("compat", "strict")), "count": Param(int, 3)}
     instantaneous = True
 
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("setting:gateway_mode",)
+
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         mode, count = param(ctx, "mode", LegacyInsert), param(ctx, "count", LegacyInsert)
-        ctx.state["previous_mode"] = ctx.sql("gateway_mode")[0][0]
-        ctx.sql("set_gateway_mode", {"mode": mode}, fetch=False)
+        with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+            ctx.state["previous_mode"] = ctx.sut_sql.read_setting(conn, "gateway_mode") or "compat"
+        ctx.sut_sql.write_settings(ctx.dsn, {"gateway_mode": mode})
         entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
         accepted = rejected = 0
         errors = set()
+        insert = ctx.sut_sql.legacy_insert()
         for entity in entities:
             try:
-                ctx.sql("legacy_insert", {"entity_id": entity}, fetch=False)
+                ctx.execute(insert, {"entity_id": entity}, fetch=False)
                 accepted += 1
             except psycopg.Error as exc:
                 rejected += 1
@@ -72,14 +80,16 @@ class LegacyInsert(Fault):
         }
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        """Compat: every insert went in (redirected). Strict: every one was refused by the guard (PJ003). Any
-        other outcome means the fault did not exercise what it claims to."""
+        """Compat: every insert went in (redirected). Strict: every one was refused by the guard, with the
+        SQLSTATE a strict gateway raises where the SUT file names it. Any other outcome means the fault did
+        not exercise what it claims to."""
         tried, accepted, rejected = (ctx.state.get(k, 0) for k in ("tried", "accepted", "rejected"))
         states = ctx.state.get("sqlstates", [])
+        expected = ctx.sut_sql.sut.conventions.strict_reject_sqlstate
         if ctx.state.get("mode") == "compat":
             took = tried > 0 and accepted == tried
         else:
-            took = tried > 0 and rejected == tried and states == ["PJ003"]
+            took = tried > 0 and rejected == tried and (expected is None or states == [expected])
         return (
             took,
             f"{tried} legacy insert(s): {accepted} accepted, {rejected} rejected (SQLSTATEs: {states or 'none'})",
@@ -87,7 +97,7 @@ class LegacyInsert(Fault):
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         if "previous_mode" in ctx.state:
-            ctx.sql("set_gateway_mode", {"mode": ctx.state["previous_mode"]}, fetch=False)
+            ctx.sut_sql.write_settings(ctx.dsn, {"gateway_mode": ctx.state["previous_mode"]})
         return {"gateway_mode": ctx.state.get("previous_mode")}
 
 
@@ -102,9 +112,18 @@ class PoisonJob(Fault):
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         ids = [str(uuid.uuid4()) for _ in range(param(ctx, "count", PoisonJob))]
+        conventions = ctx.sut_sql.sut.conventions
         for entity in ids:
-            ctx.sql("poison_entity", {"entity_id": entity}, fetch=False)
-            ctx.sql("poison_event", {"entity_id": entity})
+            ctx.sql("new_entity", {"entity_id": entity}, fetch=False)
+            event = {
+                "entity_id": entity,
+                "event_id": str(uuid.uuid4()),
+                "type": conventions.poison_event_type,
+                "correlation_id": str(uuid.uuid4()),
+                "trace_id": uuid.uuid4().hex,
+                "payload": json.dumps(json.loads(conventions.poison_payload)),
+            }
+            ctx.execute(ctx.sut_sql.authority_write("append_event"), event, fetch=False)
         ctx.state["entities"] = ids
         return {"poisoned": ids}
 

@@ -4,6 +4,7 @@ Toxiproxy API: a partition (the link disabled: connections cut, new ones refused
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
@@ -24,6 +25,11 @@ class Network(Fault):
         "latency_ms": Param(int, 300),
     }
     needs_network = True
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        link = params.get("link", "db")
+        return () if link == "db" else (f"service:{link}",)
 
     def _proxy(self, ctx: FaultContext) -> Any:
         return ctx.system.network.get(param(ctx, "link", Network))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psutil
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
-
-ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
+from harness.sut.config import FAILPOINT_ACTIONS, FAILPOINT_POINTS, ROLES
 
 
 def _restart_dead(ctx: FaultContext) -> list[str]:
@@ -26,6 +26,10 @@ class KillWorker(Fault):
     name = "kill-worker"
     description = "SIGKILL every worker of a role mid-whatever it is doing; heal restarts them"
     params = {"role": Param(str, "orchestrator", ROLES)}
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return (f"role:{params.get('role', 'orchestrator')}",)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         victims = ctx.system.workers(param(ctx, "role", KillWorker))
@@ -53,6 +57,10 @@ class PauseWorker(Fault):
     )
     params = {"role": Param(str, "orchestrator", ROLES)}
 
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return (f"role:{params.get('role', 'orchestrator')}",)
+
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         victims = ctx.system.workers(param(ctx, "role", PauseWorker))
         for managed in victims:
@@ -79,34 +87,40 @@ class PauseWorker(Fault):
 @register
 class Failpoint(Fault):
     name = "failpoint"
-    description = "arm a named failpoint inside the workers (crash, hang, raise at exactly one point); heal disarms it and restarts workers it crashed"
+    description = (
+        "arm a failpoint inside the workers at a named point (crash, hang or raise exactly there; the SUT file "
+        "maps each point to the pipeline's own failpoint); heal disarms it and restarts workers it crashed"
+    )
     params = {
-        "name": Param(
-            str,
-            None,
-            (
-                "fase1.after_claim",
-                "fase1.before_commit",
-                "orchestrator.after_claim",
-                "orchestrator.after_side_effect",
-                "orchestrator.before_result_event",
-                "orchestrator.before_commit",
-            ),
-            required=True,
-        ),
-        "action": Param(str, "1*crash"),
+        "point": Param(str, None, FAILPOINT_POINTS, required=True),
+        "action": Param(str, "crash-once", FAILPOINT_ACTIONS),
     }
 
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return (f"failpoint:{params.get('point')}",)
+
+    def _name(self, ctx: FaultContext) -> str:
+        return ctx.sut_sql.failpoint(ctx.params["point"])
+
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        ctx.sql("arm_failpoint", {"name": ctx.params["name"], "action": param(ctx, "action", Failpoint)})
-        return {"armed": ctx.params["name"], "action": param(ctx, "action", Failpoint)}
+        action = ctx.sut_sql.failpoint_action(param(ctx, "action", Failpoint))
+        fp = ctx.sut_sql.sut.failpoints
+        assert fp.arm is not None  # requires() made sure
+        ctx.execute(fp.arm, {"name": self._name(ctx), "action": action}, fetch=False)
+        return {"armed": self._name(ctx), "point": ctx.params["point"], "action": action}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        hits = int(ctx.sql("failpoint_hits", {"name": ctx.params["name"]})[0][0])
+        fp = ctx.sut_sql.sut.failpoints
+        assert fp.hits is not None
+        rows = ctx.execute(fp.hits, {"name": self._name(ctx)})
+        hits = int(rows[0][0] or 0) if rows else 0
         ctx.state["hits"] = max(hits, ctx.state.get("hits", 0))
-        return ctx.state["hits"] > 0, f"failpoint {ctx.params['name']} hit {ctx.state['hits']} time(s)"
+        return ctx.state["hits"] > 0, f"failpoint {self._name(ctx)} hit {ctx.state['hits']} time(s)"
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         self.took_effect(ctx)
-        ctx.sql("disarm_failpoint", {"name": ctx.params["name"]})
+        fp = ctx.sut_sql.sut.failpoints
+        assert fp.disarm is not None
+        ctx.execute(fp.disarm, {"name": self._name(ctx)}, fetch=False)
         return {"hits": ctx.state.get("hits", 0), "restarted": _restart_dead(ctx)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
@@ -23,8 +24,15 @@ def _admin(ctx: FaultContext, service: str, config: dict[str, Any] | None = None
 
 
 class _Knob(Fault):
+    """A fault set through the service's admin API (`/_admin/config`, which the harness's own fake services
+    serve; a team's service that has it gets these faults too)."""
+
     knob: dict[str, Any] = {}
     normal: dict[str, Any] = {}
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return (f"service-admin:{params.get('service', 'tsa')}",)
 
     def settings(self, ctx: FaultContext) -> dict[str, Any]:
         raise NotImplementedError
@@ -74,6 +82,13 @@ class ServiceDown(Fault):
     name = "service-down"
     description = "an external service is gone: its process SIGKILLed (kill) or answering 503 to all (admin); heal brings it back on the same port"
     params = {"service": Param(str, "tsa", SERVICES), "method": Param(str, "kill", ("kill", "admin"))}
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        service = params.get("service", "tsa")
+        if params.get("method", "kill") == "admin":
+            return (f"service-admin:{service}",)
+        return (f"service:{service}",)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         service, method = param(ctx, "service", ServiceDown), param(ctx, "method", ServiceDown)

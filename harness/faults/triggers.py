@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
 
-CORE = "on_document_entity_events_change"
-PROJECTION = "project_user_documents"
+CORE = "on_document_entity_events_change"  # the RFC's name for the core trigger
 
 
 @register
@@ -22,6 +23,12 @@ class DisableCoreTrigger(Fault):
         "that got no job, as the not-enqueued runbook prescribes"
     )
     params = {"method": Param(str, "alter", ("alter", "replica", "drop")), "replay": Param(bool, True)}
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        # Without a replay, the events appended while the trigger was off keep no job after the heal: the
+        # harness would then blame the pipeline for damage its own fault left behind.
+        return ("replay",) if params.get("replay", True) else ()
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         method = param(ctx, "method", DisableCoreTrigger)
@@ -59,8 +66,10 @@ class DisableCoreTrigger(Fault):
         if ctx.workload is not None:
             ctx.workload.replica_writers = False
         replayed = 0
-        if param(ctx, "replay", DisableCoreTrigger) and ctx.sql("replay_available")[0][0]:
-            replayed = int(ctx.sql("replay_missed", {"window_s": 3600})[0][0] or 0)
+        statement = ctx.sut_sql.sut.conventions.replay
+        if param(ctx, "replay", DisableCoreTrigger) and statement:
+            rows = ctx.execute(statement, {"window_s": 3600})
+            replayed = int(rows[0][0] or 0) if rows and rows[0] and isinstance(rows[0][0], int) else 0
         return {"replayed": replayed}
 
 
@@ -70,14 +79,27 @@ class DisableProjectionTrigger(Fault):
     description = "the best-effort user_documents projection stops; the pipeline must not notice"
     params = {}
 
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("projection-trigger",)
+
+    def _alter(self, ctx: FaultContext, action: str) -> None:
+        name = ctx.sut_sql.facts.projection_trigger
+        with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER TABLE document_entities {} TRIGGER {}").format(
+                    sql.SQL(action), sql.Identifier(name)
+                )
+            )
+
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        ctx.sql("disable_projection_trigger", fetch=False)
-        return {}
+        self._alter(ctx, "DISABLE")
+        return {"trigger": ctx.sut_sql.facts.projection_trigger}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        rows = ctx.sql("trigger_state", {"name": PROJECTION})
+        rows = ctx.sql("trigger_state", {"name": ctx.sut_sql.facts.projection_trigger})
         return bool(rows and rows[0][0] == "D"), f"pg_trigger.tgenabled = {rows[0][0] if rows else 'absent'}"
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        ctx.sql("enable_projection_trigger", fetch=False)
+        self._alter(ctx, "ENABLE")
         return {}

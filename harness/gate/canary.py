@@ -1,5 +1,5 @@
 """The canary of the phase gates: K consecutive real protect -> tsa -> anchor flows, one after another,
-each started only through the public API (`request_protection`) and judged by its whole trace.
+each started only through the pipeline's entry point (its SUT file's `[entry]`) and judged by its whole trace.
 
 It needs workers to be running on the database: the gate starts the reference system itself on an
 embedded server, or, given a DSN, relies on the pipeline's own workers (a flow that does not close in
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from harness.sqlfile import named_queries
+from harness.sut.config import Sut, reference_sut
 
 Q = named_queries("gate")
 
@@ -69,19 +70,20 @@ class CanaryResult:
         return [f.entity_id for f in self.flows]
 
 
-def run_canary(dsn: str, runs: int, timeout_s: float) -> CanaryResult:
-    """Run `runs` flows one after another; stop at the first that fails (they must be consecutive)."""
+def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) -> CanaryResult:
+    """Run `runs` flows one after another through the pipeline's entry point; stop at the first that fails
+    (they must be consecutive)."""
+    from harness.sut.adapter import SutSql
     from harness.sut.readback import read_trace
     from harness.wait import WaitTimeout, wait_until
 
     result = CanaryResult(runs)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        sql = SutSql.discovered(conn, sut or reference_sut())
         for index in range(runs):
             entity = str(uuid.uuid4())
             started = time.monotonic()
-            conn.execute(
-                Q["request_protection"], {"entity_id": entity, "document": f"phase gate flow {index + 1}"}
-            )
+            sql.request(conn, entity, f"phase gate flow {index + 1}", "phase-gate")
             with contextlib.suppress(WaitTimeout):
                 wait_until(
                     lambda e=entity: conn.execute(Q["flow_closed"], {"entity_id": e}).fetchone()[0],
@@ -90,7 +92,7 @@ def run_canary(dsn: str, runs: int, timeout_s: float) -> CanaryResult:
                     interval=0.05,
                 )
             seconds = time.monotonic() - started
-            trace = read_trace(conn, entity)
+            trace = read_trace(conn, entity, sql)
             jobs = sum(len(step.jobs) for step in trace.steps)
             runs_seen = sum(len(step.runs) for step in trace.steps)
             problems = trace.problems or (() if trace.closed_as else (f"not closed within {timeout_s:g} s",))

@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="consecutive real protect -> tsa -> anchor flows (default 3; the RFC canary asks 5)",
     )
     gate.add_argument("--config", type=Path, metavar="FILE", help="contracts config")
+    gate.add_argument("--sut", type=Path, metavar="FILE", help="SUT file (default: the reference pipeline)")
     gate.add_argument("--out-dir", type=Path, default=Path("reports/phase-gates"), metavar="DIR")
     gate.add_argument(
         "--window-days",

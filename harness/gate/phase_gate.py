@@ -25,18 +25,17 @@ from contracts.config import Config, load_config
 from contracts.errors import ContractInputError
 from harness.gate.canary import CanaryResult, run_canary
 from harness.gate.phases import PHASES, Criterion, GateFacts
+from harness.sut.config import Sut, load_sut, reference_sut
 
 
 @contextlib.contextmanager
-def _reference_system(spec: str) -> Iterator[str]:
-    """The reference pipeline running on a fresh embedded database; its DSN."""
+def _owned_system(spec: str, sut: Sut) -> Iterator[str]:
+    """The pipeline running on a fresh embedded database; its DSN."""
     from harness.errors import HarnessError
     from harness.provision import open_provider
     from harness.provision.migrations import MigrationPlan
-    from harness.sut.config import reference_sut
     from harness.sut.system import RunningSystem
 
-    sut = reference_sut()
     try:
         with (
             open_provider(spec, ready_clones=0) as provider,
@@ -46,7 +45,7 @@ def _reference_system(spec: str) -> Iterator[str]:
             with RunningSystem(sut, dsn, Path(logs)):
                 yield dsn
     except HarnessError as exc:
-        raise ContractInputError(f"could not start the reference system ({spec}): {exc}") from exc
+        raise ContractInputError(f"could not start the pipeline {sut.name!r} ({spec}): {exc}") from exc
 
 
 def evaluate(
@@ -58,11 +57,12 @@ def evaluate(
     flow_timeout: float,
     window_s: float,
     owned: bool,
+    sut: Sut | None = None,
 ) -> tuple[list[Criterion], GateFacts]:
     """Gather the facts once (contracts, canary) and judge every criterion of the phase."""
     contracts = run_checks(config, source, dsn)
     needs_canary = phase in (1, 3, 4) or owned  # phase 2 on a fresh database needs traffic to judge
-    canary = run_canary(dsn, runs, flow_timeout) if needs_canary else CanaryResult(0)
+    canary = run_canary(dsn, runs, flow_timeout, sut) if needs_canary else CanaryResult(0)
     facts = GateFacts(dsn, source, config, contracts, canary, window_s, owned)
     criteria = []
     for judge in PHASES[phase]:
@@ -86,7 +86,8 @@ def gate_command(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     owned = args.postgres in ("embedded", "docker")
-    with _reference_system(args.postgres) if owned else contextlib.nullcontext(args.postgres) as dsn:
+    sut = load_sut(args.sut) if getattr(args, "sut", None) else reference_sut()
+    with _owned_system(args.postgres, sut) if owned else contextlib.nullcontext(args.postgres) as dsn:
         criteria, facts = evaluate(
             args.phase,
             dsn,
@@ -96,6 +97,7 @@ def gate_command(args: argparse.Namespace) -> int:
             args.flow_timeout,
             args.window_days * 86400,
             owned,
+            sut,
         )
     report = {
         "phase": args.phase,
@@ -103,7 +105,7 @@ def gate_command(args: argparse.Namespace) -> int:
         "criteria": [c.as_dict() for c in criteria],
         "started_at": started.isoformat(timespec="seconds"),
         "took_s": round(time.monotonic() - clock, 1),
-        "target": "reference system on embedded Postgres" if owned else "the given DSN",
+        "target": f"pipeline {sut.name!r} on {args.postgres} Postgres" if owned else "the given DSN",
         "database": facts.contracts.server,
         "source": str(args.source),
         "runs": args.runs,

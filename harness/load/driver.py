@@ -33,15 +33,14 @@ from typing import Any
 import psycopg
 
 from harness.checkers.gap_slo import percentile
-from harness.errors import BadInput, HarnessError
 from harness.e2e import E2EResult, judge_flows, wait_closed
+from harness.errors import BadInput, HarnessError
 from harness.provision import open_provider
 from harness.provision.migrations import MigrationPlan
-from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut, reference_sut
 from harness.sut.system import RunningSystem, SystemOptions
 
-Q = named_queries("load")
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 REQUEST = "request_protection"
 
@@ -165,13 +164,13 @@ def locust_command(options: LoadOptions, out: Path) -> list[str]:
 
 
 def run_locust(
-    dsn: str, owner: str, options: LoadOptions, workdir: Path
+    dsn: str, owner: str, options: LoadOptions, workdir: Path, request: str
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Run Locust to the end of its run time; its final statistics (Locust's --json-file entries) and its
-    failures."""
+    failures. `request`: the pipeline's entry statement, which every user runs."""
     out = workdir / "locust"
     # The DSN goes in the environment, not on the command line, where any user of the machine could read it.
-    env = {**os.environ, "HARNESS_LOAD_DSN": dsn}
+    env = {**os.environ, "HARNESS_LOAD_DSN": dsn, "HARNESS_LOAD_REQUEST": request}
     command = [*locust_command(options, out), "--pg-owner", owner, "--pg-rate", str(options.rate_per_user)]
     log = workdir / "locust.log"
     # Locust waits for its workers, then runs for the run time, then stops its users (at most 5 s).
@@ -240,10 +239,12 @@ def read_locust_stats(result: LoadResult, entries: list[dict[str, Any]], failure
         result.failure_messages = failures
 
 
-def judge_pipeline(dsn: str, result: LoadResult, drain_timeout_s: float) -> None:
+def judge_pipeline(dsn: str, result: LoadResult, drain_timeout_s: float, sql: SutSql) -> None:
     """What the pipeline made of the requests, read once they have drained."""
+    Q = sql.queries("load")
+    any_owner = not sql.entities_have("owner")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ids = [r[0] for r in conn.execute(Q["requested"], {"owner": result.owner})]
+        ids = [r[0] for r in conn.execute(Q["requested"], {"owner": result.owner, "any_owner": any_owner})]
     accepted = result.requests - result.request_failures
     if len(ids) < accepted:
         result.problems.append(
@@ -251,8 +252,8 @@ def judge_pipeline(dsn: str, result: LoadResult, drain_timeout_s: float) -> None
         )
     result.flows.flows_requested = len(ids)
     if ids:
-        wait_closed(dsn, ids, drain_timeout_s)
-        judge_flows(dsn, ids, result.flows)
+        wait_closed(dsn, ids, drain_timeout_s, sql)
+        judge_flows(dsn, ids, result.flows, sql)
     flows = result.flows
     if flows.flows_completed < len(ids):
         open_ = len(ids) - flows.flows_completed - flows.flows_failed
@@ -266,7 +267,7 @@ def judge_pipeline(dsn: str, result: LoadResult, drain_timeout_s: float) -> None
         )
     result.problems.extend(flows.problems[:20])
     with psycopg.connect(dsn, autocommit=True) as conn:
-        gaps = [r[0] for r in conn.execute(Q["gaps"], {"owner": result.owner})]
+        gaps = [r[0] for r in conn.execute(Q["gaps"], {"ids": ids})]
     measured = [float(g) for g in gaps if g is not None]
     missing = len(gaps) - len(measured)
     result.gap_ms = {
@@ -314,14 +315,16 @@ def run_load(
         info = pg.info()
         result.flows.postgres = {"provider": info.provider, "version": info.version, "detail": info.detail}
         dsn = pg.new_database(MigrationPlan(sut.migrations))
-        with RunningSystem(sut, dsn, log_dir or Path(tmp), system):
+        with RunningSystem(sut, dsn, log_dir or Path(tmp), system) as running:
+            if not sut.entry.request:
+                raise BadInput("harness load needs a SQL entry point ([entry] request in the SUT file)")
             if progress:
                 pace = f"{options.rate_per_user:g} flows/s" if options.rate_per_user else "as fast as it can"
                 progress(
                     f"load: pipeline up; {options.users} Locust users for {options.duration_s:g} s, each {pace}"
                 )
             started = time.monotonic()
-            entries, failures = run_locust(dsn, result.owner, options, Path(tmp))
+            entries, failures = run_locust(dsn, result.owner, options, Path(tmp), sut.entry.request)
             result.locust = {
                 "processes": options.processes,
                 "external_workers": options.expect_workers,
@@ -330,7 +333,7 @@ def run_load(
             read_locust_stats(result, entries, failures)
             if progress:
                 progress(f"load: {result.requests} requests sent; waiting for the flows to drain")
-            judge_pipeline(dsn, result, options.drain_timeout_s)
+            judge_pipeline(dsn, result, options.drain_timeout_s, running.sql)
     return result
 
 

@@ -23,16 +23,19 @@ from typing import Any
 import psycopg
 from locust import User, constant_throughput, events, task
 
-from harness.sqlfile import named_queries
-
-Q = named_queries("system")
 OWNER = "harness-load"
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--pg-dsn", env_var="HARNESS_LOAD_DSN", default="", help="the pipeline's database")
-    parser.add_argument("--pg-owner", default=OWNER, help="owner_id of every requested document")
+    parser.add_argument("--pg-owner", default=OWNER, help="owner of every requested document")
+    parser.add_argument(
+        "--pg-request",
+        env_var="HARNESS_LOAD_REQUEST",
+        default="",
+        help="the pipeline's entry statement (%%(entity_id)s, %%(document)s, %%(owner)s, %%(event_id)s)",
+    )
     parser.add_argument(
         "--pg-rate", type=float, default=0.0, help="flows/s each user requests (0: as fast as it can)"
     )
@@ -42,6 +45,8 @@ def _options(parser: Any) -> None:
 def _check_dsn(environment: Any, **_: Any) -> None:
     if not environment.parsed_options.pg_dsn:
         raise SystemExit("harness locustfile: pass --pg-dsn DSN (or set HARNESS_LOAD_DSN)")
+    if not environment.parsed_options.pg_request:
+        raise SystemExit("harness locustfile: pass --pg-request SQL (or set HARNESS_LOAD_REQUEST)")
 
 
 class SqlError(Exception):
@@ -72,8 +77,13 @@ class PipelineUser(User):
             if self.conn is None or self.conn.closed:
                 self.conn = psycopg.connect(options.pg_dsn, autocommit=True, connect_timeout=5)
             self.conn.execute(
-                Q["request_protection"],
-                {"entity_id": entity, "document": f"document {entity}", "owner_id": options.pg_owner},
+                options.pg_request,
+                {
+                    "entity_id": entity,
+                    "document": f"document {entity}",
+                    "owner": options.pg_owner,
+                    "event_id": None,
+                },
                 prepare=True,
             )
         except psycopg.Error as exc:

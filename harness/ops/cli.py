@@ -52,6 +52,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--tests", type=Path, help="also write promtool unit tests for the rules to this file"
     )
 
+    obs = sub.add_parser(
+        "obs", help="the harness's observability pack (event_to_job_gap KPI and RFC alerts) on any pipeline"
+    )
+    obs_sub = obs.add_subparsers(dest="obs_command", required=True)
+    install = obs_sub.add_parser("install", help="install or refresh the pack in schema harness_obs")
+    _postgres(install, None, "the pipeline database's DSN")
+    install.add_argument(
+        "--sut", type=Path, help="SUT file, where the pipeline's tables differ from the RFC's"
+    )
+    install.add_argument("--profile", default="production", choices=("production", "fast"))
+    evaluate = obs_sub.add_parser("evaluate", help="evaluate the pack's alerts (once, or --every S seconds)")
+    _postgres(evaluate, None, "the pipeline database's DSN")
+    evaluate.add_argument("--every", type=float, help="keep evaluating every S seconds until Ctrl-C")
+    status = obs_sub.add_parser("status", help="the pack's alerts now, and the event_to_job_gap KPI")
+    _postgres(status, None, "the pipeline database's DSN")
+
     drill = sub.add_parser(
         "drill", help="incident drill: plant a runbook's fault, detect it, walk the runbook"
     )
@@ -129,7 +145,48 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-HANDLERS = {"dashboard": cmd_dashboard, "alerts": cmd_alerts, "drill": cmd_drill}
+def cmd_obs(args: argparse.Namespace) -> int:
+    """`harness obs install|evaluate|status --postgres DSN`."""
+    from harness.observability import pack
+    from harness.sut.adapter import SutSql
+    from harness.sut.config import load_sut
+
+    if not args.postgres or args.postgres in ("embedded", "docker"):
+        raise BadInput("harness obs works on an existing database: pass --postgres DSN")
+    try:
+        conn = psycopg.connect(args.postgres, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise BadInput(f"cannot connect to --postgres: {str(exc).strip().splitlines()[0]}") from exc
+    with conn:
+        if args.obs_command == "install":
+            sql = SutSql.discovered(conn, load_sut(args.sut) if args.sut else None)
+            pack.install(args.postgres, sql, profile=args.profile)
+            print(f"installed harness_obs ({args.profile} profile): rules {', '.join(pack.pack_rules(sql))}")
+            print(
+                "evaluate it every few seconds: harness obs evaluate --every 15, or SELECT harness_obs.evaluate()"
+            )
+            return EXIT_OK
+        if not pack.installed(conn):
+            raise BadInput("the pack is not installed in this database: run harness obs install first")
+        if args.obs_command == "evaluate":
+            stop = threading.Event()
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            while True:
+                states = pack.evaluate(conn)
+                firing = [rule for rule, state, _ in states if state == "firing"]
+                print(f"evaluated {len(states)} rules; firing: {', '.join(firing) or 'none'}", flush=True)
+                if args.every is None or stop.wait(args.every):
+                    return EXIT_OK
+        for row in pack.status(conn):
+            print(
+                f"{row['rule']:<22} {row['state']:<9} value {row['value']} (threshold {row['threshold']})  "
+                f"{row['summary']}"
+            )
+        return EXIT_OK
+
+
+HANDLERS = {"dashboard": cmd_dashboard, "alerts": cmd_alerts, "drill": cmd_drill, "obs": cmd_obs}
 
 
 def add_up_arguments(up: argparse.ArgumentParser) -> None:

@@ -133,7 +133,7 @@ def run_drill(
             conn.execute(Q["apply_alert_profile"], {"profile": "fast"})
         out(f"drill {book.name}: {book.title}")
         out(f"  fault: {fault.label} ({fault.description}); expected cause: {spec.cause}")
-        with RunningSystem(sut, dsn, Path(tmp), options) as system, LightLoad(dsn) as load:
+        with RunningSystem(sut, dsn, Path(tmp), options) as system, LightLoad(dsn, system.sql) as load:
             _steady(dsn, book, load, result, out)
             planted = _now(dsn)
             result.planted_at = planted.isoformat()

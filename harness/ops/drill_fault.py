@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import psycopg
 
 from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.system import RunningSystem
 
 Q = named_queries("drill")
-SYSTEM = named_queries("system")
 
 
 class Fault(Protocol):
@@ -103,8 +103,9 @@ class CrashBeforeResultEvent:
 class LightLoad:
     """Requests `rate` new protections per second from a thread until stopped; remembers the entity ids."""
 
-    def __init__(self, dsn: str, rate: float = 3.0) -> None:
+    def __init__(self, dsn: str, sql: SutSql, rate: float = 3.0) -> None:
         self.dsn = dsn
+        self.sql = sql
         self.rate = rate
         self.entities: list[str] = []
         self.errors: list[str] = []
@@ -130,10 +131,7 @@ class LightLoad:
             while not self._stop.is_set():
                 entity = str(uuid.uuid4())
                 try:
-                    conn.execute(
-                        SYSTEM["request_protection"],
-                        {"entity_id": entity, "document": f"drill {entity}", "owner_id": "drill"},
-                    )
+                    self.sql.request(conn, entity, f"drill {entity}", "drill")
                     self.entities.append(entity)
                 except psycopg.Error as exc:  # the fault may make appends fail; the drill reports it
                     self.errors.append(str(exc).strip().splitlines()[0])
@@ -144,4 +142,5 @@ class LightLoad:
         if not self.entities:
             return 0
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return int(conn.execute(SYSTEM["count_closed"], {"ids": list(self.entities)}).fetchone()[0])
+            query = self.sql.queries("system")["count_closed"]
+            return int(conn.execute(query, {"ids": list(self.entities)}).fetchone()[0])

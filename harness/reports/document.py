@@ -107,6 +107,7 @@ def scenario_dict(result: ScenarioResult, folder: Path | None) -> dict[str, Any]
         "started": iso(result.started_wall),
         "duration_s": round(result.duration_s, 3),
         "error": result.error,
+        "not_applicable": list(result.not_applicable),
         "folder": relative(result.folder, folder),
         "drained": record.drained if record else None,
         "workload": {"start_wall": record.workload_start_wall, "end_wall": record.workload_end_wall}
@@ -122,7 +123,7 @@ def scenario_dict(result: ScenarioResult, folder: Path | None) -> dict[str, Any]
 def report_document(summary: RunSummary, folder: Path | None = None) -> dict[str, Any]:
     """The whole of `report.json`, as a plain dict (what `load_report` gives back)."""
     scenarios = [scenario_dict(result, folder) for result in summary.scenarios]
-    tally = {"valid": 0, "invalid": 0, "unknown": 0}
+    tally = {"valid": 0, "invalid": 0, "unknown": 0, "not-applicable": 0}
     for result in summary.scenarios:
         tally[str(result.verdict)] += 1
     return jsonable(

@@ -3,8 +3,9 @@
 A run is a `<testsuites>`; each scenario (each repeat of it) is a `<testsuite>` whose cases are its checks,
 classname = the scenario (with `#repeat` when repeated), name = the check. An invalid check is a `<failure>`
 whose message is its first anomaly and whose body lists them all; a check that could not decide is an
-`<error>`, because CI systems show `<skipped>` as green and an undecided chaos check is not a pass. A scenario
-the harness could not run is one `<error>` case holding the harness error.
+`<error>`, because CI systems show `<skipped>` as green and an undecided chaos check is not a pass. A check
+or scenario that does not apply to the pipeline (it lacks a capability) is `<skipped>` with the capability
+named. A scenario the harness could not run is one `<error>` case holding the harness error.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def _case_element(case: Case, classname: str) -> ET.Element:
         if case.detail:  # a planted bug caught: show the proof in the output
             ET.SubElement(element, "system-out").text = clean(case.detail)
         return element
+    if case.outcome is Outcome.SKIPPED:  # the pipeline lacks a capability: named, never a pass or a failure
+        ET.SubElement(element, "skipped", message=clean(case.message[:MESSAGE_CHARS]))
+        return element
     tag = "failure" if case.outcome is Outcome.FAILED else "error"
     kind = "unknown" if case.outcome is Outcome.ERROR else "invalid"
     if case.outcome is Outcome.FAILED and case.check is not None and case.check.anomalies:
@@ -49,7 +53,7 @@ def _suite_element(result: ScenarioResult, classname: str, summary: RunSummary) 
         tests=str(len(all_cases)),
         failures=str(sum(c.outcome is Outcome.FAILED for c in all_cases)),
         errors=str(sum(c.outcome is Outcome.ERROR for c in all_cases)),
-        skipped="0",
+        skipped=str(sum(c.outcome is Outcome.SKIPPED for c in all_cases)),
         time=f"{result.duration_s:.3f}",
         timestamp=(iso(result.started_wall) or "").removesuffix("Z"),
     )
@@ -72,7 +76,7 @@ def junit_tree(summary: RunSummary) -> ET.ElementTree:
     """The JUnit document for a run; the root's counters are the sums of its suites'."""
     repeated = repeated_names(summary.scenarios)
     root = ET.Element("testsuites", name=clean(f"harness run {summary.run_id}"))
-    totals = {"tests": 0, "failures": 0, "errors": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for result in summary.scenarios:
         suite = _suite_element(result, case_classname(result, result.name in repeated), summary)
         for key in totals:
@@ -89,7 +93,6 @@ def junit_tree(summary: RunSummary) -> ET.ElementTree:
         totals["errors"] += 1
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("skipped", "0")
     root.set("time", f"{summary.duration_s:.3f}")
     return ET.ElementTree(root)
 

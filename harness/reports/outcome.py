@@ -25,9 +25,15 @@ class Outcome(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"  # could not be decided: CI must not read it as green
+    SKIPPED = "skipped"  # not applicable: the pipeline lacks a capability, named in the message
 
 
-AS_VERDICT = {Outcome.PASSED: Verdict.VALID, Outcome.FAILED: Verdict.INVALID, Outcome.ERROR: Verdict.UNKNOWN}
+AS_VERDICT = {
+    Outcome.PASSED: Verdict.VALID,
+    Outcome.FAILED: Verdict.INVALID,
+    Outcome.ERROR: Verdict.UNKNOWN,
+    Outcome.SKIPPED: Verdict.NOT_APPLICABLE,
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,9 @@ def check_case(check: CheckResult, expected_invalid: bool = False, faults_bit: b
     As `harness.checkers.judge` rules: a planted bug that went unseen is a failure only when every fault took
     effect (`faults_bit`); otherwise the bug may never have been planted, and the check could not decide.
     """
+    if check.verdict is Verdict.NOT_APPLICABLE:
+        message = "not applicable: " + (check.error or "the pipeline lacks what this check needs").strip()
+        return Case(check.name, Outcome.SKIPPED, message, message, check, expected_invalid)
     if check.verdict is Verdict.UNKNOWN:
         message = "the check could not decide"
         if check.error:
@@ -112,6 +121,9 @@ def cases(result: ScenarioResult) -> list[Case]:
     expected = caught(result)
     bit = result.record is None or all(w.took_effect is True for w in result.record.faults)
     found = [check_case(check, check.name in expected, bit) for check in result.checks]
+    if result.verdict is Verdict.NOT_APPLICABLE and not found:
+        message = "not applicable: " + "; ".join(result.not_applicable)
+        return [Case(SCENARIO_CASE, Outcome.SKIPPED, message, message)]
     if result.error:
         last = result.error.strip().splitlines()[-1] if result.error.strip() else "error"
         found.append(Case(RUN_CASE, Outcome.ERROR, f"the scenario could not run: {last}", result.error))
@@ -125,6 +137,11 @@ def cases(result: ScenarioResult) -> list[Case]:
     elif not found:
         found.append(Case(SCENARIO_CASE, Outcome.PASSED, "", "no checks ran"))
     return found
+
+
+def skipped(result: ScenarioResult) -> list[str]:
+    """Names of the cases that do not apply to this pipeline."""
+    return [c.name for c in cases(result) if c.outcome is Outcome.SKIPPED]
 
 
 def failed_and_unknown(result: ScenarioResult) -> tuple[list[str], list[str]]:

@@ -29,6 +29,7 @@ code,pre{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{background:#f6f8fa;border:1px solid #e1e6eb;border-radius:6px;padding:10px;overflow-x:auto;white-space:pre-wrap}
 .badge{display:inline-block;padding:1px 9px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
 .valid,.passed{background:#2e7d32}.invalid,.failed{background:#c62828}.unknown,.error{background:#8d6e00}
+.not-applicable,.skipped{background:#546e7a}
 .big{font-size:15px;padding:3px 14px}
 .meta{color:#5b6776} .meta b{color:#1c2430;font-weight:600}
 .anomaly{border-left:4px solid #c62828;background:#fdf3f3;padding:8px 12px;margin:8px 0;border-radius:0 6px 6px 0}

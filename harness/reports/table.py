@@ -13,7 +13,12 @@ from typing import Any
 from harness.records import RunSummary, Verdict
 from harness.reports.outcome import case_classname, failed_and_unknown, repeated_names
 
-ANSI = {Verdict.VALID: "\033[32m", Verdict.INVALID: "\033[31m", Verdict.UNKNOWN: "\033[33m"}
+ANSI = {
+    Verdict.VALID: "\033[32m",
+    Verdict.INVALID: "\033[31m",
+    Verdict.UNKNOWN: "\033[33m",
+    Verdict.NOT_APPLICABLE: "\033[36m",
+}
 RESET = "\033[0m"
 
 
@@ -35,12 +40,15 @@ def summary_table(summary: RunSummary, folder: Path | None = None, colour: bool 
     """The table as text, columns padded to fit; `colour` adds ANSI colours to the verdicts."""
     repeated = repeated_names(summary.scenarios)
     rows = []
+    skipped: list[tuple[str, str]] = []
     for result in summary.scenarios:
         failed, unknown = failed_and_unknown(result)
         name = case_classname(result, result.name in repeated)
         rows.append(_row(name, str(result.verdict), result.duration_s, failed, unknown))
+        if result.verdict is Verdict.NOT_APPLICABLE:
+            skipped.append((name, "; ".join(result.not_applicable) or "its planted bug cannot show here"))
     where = folder if folder is not None else run_folder(summary)
-    return _render(rows, summary.verdict, summary.interrupted, where, colour)
+    return _render(rows, summary.verdict, summary.interrupted, where, colour, skipped)
 
 
 def report_table(document: Mapping[str, Any], folder: Path | None = None, colour: bool = False) -> str:
@@ -52,14 +60,28 @@ def report_table(document: Mapping[str, Any], folder: Path | None = None, colour
         repeated = names.count(s["name"]) > 1 or s.get("repeat", 0)
         name = f"{s['name']}#{s.get('repeat', 0) + 1}" if repeated else s["name"]
         rows.append(_row(name, s["verdict"], s["duration_s"], s.get("failed", []), s.get("undecided", [])))
-    return _render(rows, Verdict(document["verdict"]), bool(document.get("interrupted")), folder, colour)
+    skipped = [
+        (s["name"], "; ".join(s.get("not_applicable") or []) or "its planted bug cannot show here")
+        for s in scenarios
+        if s["verdict"] == Verdict.NOT_APPLICABLE
+    ]
+    return _render(
+        rows, Verdict(document["verdict"]), bool(document.get("interrupted")), folder, colour, skipped
+    )
 
 
 def _row(name: str, verdict: str, duration_s: float, failed: list[str], unknown: list[str]) -> Row:
     return (name, verdict, f"{duration_s:.1f}s", ", ".join(failed) or "-", ", ".join(unknown) or "-")
 
 
-def _render(rows: list[Row], verdict: Verdict, interrupted: bool, where: Path | None, colour: bool) -> str:
+def _render(
+    rows: list[Row],
+    verdict: Verdict,
+    interrupted: bool,
+    where: Path | None,
+    colour: bool,
+    skipped: list[tuple[str, str]] | None = None,
+) -> str:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
 
     def line(row: Row, painted: bool = False) -> str:
@@ -77,4 +99,5 @@ def _render(rows: list[Row], verdict: Verdict, interrupted: bool, where: Path | 
         last += " - interrupted"
     if where is not None:
         last += f" - reports in {where}"
-    return "\n".join([*lines, "", last]) + "\n"
+    notes = [f"not applicable: {name}: {why}" for name, why in skipped or []]
+    return "\n".join([*lines, *(["", *notes] if notes else []), "", last]) + "\n"

@@ -1,4 +1,5 @@
--- Named queries of the nemesis. Each fault reads back what it did, so a fault that never bit is seen.
+-- Named queries of the nemesis. Each fault reads back what it did, so a fault that never bit is seen. The
+-- core trigger and the tables are the RFC's names; anything else a fault needs comes from the SUT file.
 
 -- name: trigger_state
 -- 'O' enabled, 'D' disabled, 'R'/'A' replica/always; no row: the trigger does not exist.
@@ -18,57 +19,36 @@ ALTER TABLE document_entities ENABLE TRIGGER on_document_entity_events_change
 -- name: drop_core_trigger
 DROP TRIGGER IF EXISTS on_document_entity_events_change ON document_entities
 
--- name: disable_projection_trigger
-ALTER TABLE document_entities DISABLE TRIGGER project_user_documents
-
--- name: enable_projection_trigger
-ALTER TABLE document_entities ENABLE TRIGGER project_user_documents
-
--- name: replay_available
-SELECT to_regprocedure('replay_unmaterialized_events(double precision)') IS NOT NULL
-
--- name: replay_missed
--- The runbook's remedy after the core trigger was off: materialize every event that has no job.
-SELECT replay_unmaterialized_events(%(window_s)s)
-
--- name: arm_failpoint
-SELECT arm_failpoint(%(name)s, %(action)s)
-
--- name: failpoint_hits
-SELECT coalesce((SELECT hits FROM failpoints WHERE name = %(name)s), 0)
-
--- name: disarm_failpoint
-SELECT disarm_failpoint(%(name)s)
-
--- name: gateway_mode
-SELECT pipeline_setting('gateway_mode', 'compat')
-
--- name: set_gateway_mode
-UPDATE pipeline_settings SET value = %(mode)s WHERE key = 'gateway_mode'
-
 -- name: sample_entities
-SELECT id FROM document_entities ORDER BY random() LIMIT %(count)s
-
--- name: legacy_insert
--- The statement the legacy path ran: a job straight into the queue, no canonical event behind it.
-INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, payload, source_event_id, materialized_via)
-VALUES ('protect', 'execution', %(entity_id)s::uuid, 'legacy:' || %(entity_id)s::text || ':' || gen_random_uuid(),
-        jsonb_build_object('document', 'legacy copy of ' || %(entity_id)s::text), gen_random_uuid(),
-        'legacy:user_documents')
+-- Entities of the run's flows (those with a request event), at random.
+SELECT id::text FROM {entities} AS e WHERE events @> '[{"type": "document.protect.requested"}]'
+ ORDER BY random() LIMIT %(count)s
 
 -- name: reappend_same_event
 -- A writer appending an event that is already there, same id (a retried append that bypasses the API).
-UPDATE document_entities SET events = events || jsonb_build_array(events -> 0) WHERE id = %(entity_id)s
+UPDATE document_entities SET events = events || jsonb_build_array(events -> 0) WHERE id = %(entity_id)s::uuid
 
--- name: request_again
-SELECT request_protection(%(entity_id)s, 'the same document, asked again')
+-- name: reappend_same_event_array
+-- The same, for a pipeline that keeps events as a Postgres array of jsonb.
+UPDATE document_entities SET events = events || events[1] WHERE id = %(entity_id)s::uuid
 
--- name: poison_entity
-INSERT INTO document_entities (id, owner_id) VALUES (%(entity_id)s, 'nemesis:poison')
+-- name: new_entity
+INSERT INTO document_entities (id) VALUES (%(entity_id)s::uuid)
 
--- name: poison_event
--- A job whose payload no handler can process, however often it is retried.
-SELECT append_event(%(entity_id)s, 'job.protect.required', '{"document": {"not": "a string"}}')
+-- name: append_event
+-- A well-formed event appended to the authority, as any writer may: the core trigger takes it from there.
+UPDATE document_entities
+   SET events = events || jsonb_build_array(jsonb_build_object(
+       'id', %(event_id)s::text, 'type', %(type)s::text, 'at', clock_timestamp(), 'correlation_id', %(correlation_id)s::text,
+       'trace_id', %(trace_id)s::text, 'causation_id', NULL, 'payload', %(payload)s::jsonb))
+ WHERE id = %(entity_id)s::uuid
+
+-- name: append_event_array
+UPDATE document_entities
+   SET events = events || jsonb_build_object(
+       'id', %(event_id)s::text, 'type', %(type)s::text, 'at', clock_timestamp(), 'correlation_id', %(correlation_id)s::text,
+       'trace_id', %(trace_id)s::text, 'causation_id', NULL, 'payload', %(payload)s::jsonb)
+ WHERE id = %(entity_id)s::uuid
 
 -- name: dead_jobs_for
-SELECT count(*) FROM executor_jobs WHERE entity_id = ANY(%(ids)s) AND status = 'dead'
+SELECT count(*) FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s) AND status = 'dead'

@@ -1,9 +1,5 @@
 -- Named queries of `harness gate`: the evidence each phase criterion reads. Format: `-- name: <query>`.
 
--- name: request_protection
--- The canary's only write: the public API a user calls. Nothing else is written to move a flow along.
-SELECT request_protection(%(entity_id)s, %(document)s, 'phase-gate')
-
 -- name: flow_closed
 SELECT events @> '[{"type": "document.anchored"}]' OR events @> '[{"type": "document.failed"}]'
   FROM document_entities WHERE id = %(entity_id)s

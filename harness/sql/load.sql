@@ -1,15 +1,17 @@
 -- Named queries of `harness load`: what a load run requested, read back from the pipeline's database.
 
 -- name: requested
--- Every entity the load's users created (each request is a new entity owned by the run's owner).
-SELECT id::text FROM document_entities WHERE owner_id = %(owner)s
+-- Every entity the load's users created: owned by the run's owner where the pipeline keeps an owner, else
+-- every entity with a request (the load runs on a database of its own).
+SELECT id::text FROM {entities} AS e
+ WHERE (owner = %(owner)s OR (%(any_owner)s AND events @> '[{"type": "document.protect.requested"}]'))
 
 -- name: gaps
 -- event_to_job_gap in ms of every job.<type>.required event of those entities: how long its job took to
 -- exist (the RFC's KPI); NULL when it has no job.
 SELECT extract(epoch FROM j.created_at - (x ->> 'at')::timestamptz) * 1000
-  FROM document_entities e
+  FROM {entities} AS e
  CROSS JOIN LATERAL jsonb_array_elements(e.events) x
-  LEFT JOIN LATERAL (SELECT min(j.created_at) AS created_at FROM executor_jobs j
-                      WHERE j.entity_id = e.id AND j.source_event_id = (x ->> 'id')::uuid) j ON true
- WHERE e.owner_id = %(owner)s AND x ->> 'type' ~ '^job\.[a-z0-9_]+\.required$'
+  LEFT JOIN LATERAL (SELECT min(j.created_at) AS created_at FROM {jobs} AS j
+                      WHERE j.entity_id = e.id AND j.source_event_id::text = x ->> 'id') j ON true
+ WHERE e.id::text = ANY(%(ids)s) AND x ->> 'type' ~ '^job\.[a-z0-9_]+\.required$'

@@ -9,12 +9,13 @@ from psycopg.rows import dict_row
 
 from harness.checkers.trace import Trace, build_trace
 from harness.errors import BadInput
-from harness.sqlfile import named_queries
-
-Q = named_queries("system")
+from harness.sut.adapter import SutSql
 
 
-def read_trace(conn: psycopg.Connection[Any], entity_id: str) -> Trace:
+def read_trace(conn: psycopg.Connection[Any], entity_id: str, sql: SutSql | None = None) -> Trace:
+    """One entity's path event -> job -> run -> result, judged. `sql`: the pipeline as the harness knows it
+    (default: discovered on `conn`, the RFC's names)."""
+    Q = (sql or SutSql.discovered(conn)).queries("system")
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(Q["entity_events"], {"entity_id": entity_id}).fetchone()
         if row is None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from harness.errors import HarnessError
-from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 from harness.sut.supervisor import Managed, Supervisor, tail
-
-Q = named_queries("system")
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,24 @@ class SystemOptions:
 
 
 class RunningSystem:
-    def __init__(self, sut: Sut, dsn: str, log_dir: Path, options: SystemOptions | None = None) -> None:
+    def __init__(
+        self,
+        sut: Sut,
+        dsn: str,
+        log_dir: Path,
+        options: SystemOptions | None = None,
+        sql: SutSql | None = None,
+    ) -> None:
         self.sut = sut
         self.dsn = dsn
         self.options = options or SystemOptions()
+        self.sql = sql or SutSql.connect(sut, dsn)  # raises SutIncomplete, naming what the pipeline lacks
         self.supervisor = Supervisor(log_dir)
         self.urls: dict[str, str] = {}
         self.network = None  # harness.sut.network.Network, when the options ask for proxied links
         self.worker_dsn = dsn
         self.worker_urls: dict[str, str] = {}
+        self.found: dict[str, str] = {}  # capabilities seen once running (a service's admin API)
 
     def __enter__(self) -> RunningSystem:
         try:
@@ -55,11 +66,13 @@ class RunningSystem:
         self.close()
 
     def start(self) -> None:
-        apply_settings(self.dsn, {**self.sut.settings, **self.options.settings})
+        self.sql.write_settings(self.dsn, {**self.sut.settings, **self.options.settings})
         for name, command in self.sut.services.items():
             argv = [part.replace("{python}", sys.executable) for part in command]
             managed = self.supervisor.start(name, argv, env=self.sut.env, wait_url_s=15)
             self.urls[name] = managed.url or ""
+            if _answers(self.urls[name] + "/_admin/config"):
+                self.found[f"service-admin:{name}"] = f"{name} answers /_admin/config"
         self.worker_urls = dict(self.urls)
         if self.options.network:
             from harness.sut.network import Network
@@ -74,14 +87,23 @@ class RunningSystem:
         self.wait_workers_ready()
 
     def wait_workers_ready(self, timeout_s: float = 20) -> None:
-        """Wait until every worker has announced itself (where the SUT records heartbeats), so a measured run
-        does not count the workers' start-up as pipeline latency."""
-        pids = [m.pid for m in self.workers()]
+        """Wait until every worker is ready, so a measured run does not count the workers' start-up as
+        pipeline latency: it announced itself (where the pipeline records heartbeats), or else it holds a
+        connection to the database it was given (any pipeline's worker does, once it can work)."""
+        workers = self.workers()
+        heartbeats = self.sql.facts.has("heartbeats")
+        target = _db_address(self.worker_dsn)
         deadline = time.monotonic() + timeout_s
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                seen = conn.execute(Q["live_workers"], {"pids": pids}).fetchone()[0]
-                if seen < 0 or seen >= len(pids):
+                if heartbeats:
+                    pids = [m.pid for m in workers]
+                    ready = conn.execute(
+                        self.sql.queries("system")["live_workers"], {"pids": pids}
+                    ).fetchone()[0]
+                else:
+                    ready = sum(1 for m in workers if _connected(m.pid, target))
+                if ready >= len(workers):
                     return
                 dead = [m.name for m in self.workers() if not m.alive]
                 if dead:
@@ -89,7 +111,11 @@ class RunningSystem:
                         f"worker {dead[0]} exited at start; its log:\n{tail(self.supervisor.get(dead[0]).log_path)}"
                     )
                 time.sleep(0.05)
-        raise HarnessError(f"workers did not announce themselves within {timeout_s:.0f} s")
+        raise HarnessError(
+            f"workers did not become ready within {timeout_s:.0f} s "
+            f"({'no heartbeat' if heartbeats else 'no connection to the database'}); see their logs in "
+            f"{self.supervisor.log_dir}"
+        )
 
     def start_worker(self, role: str, index: int = 0) -> Managed:
         values = {
@@ -129,9 +155,35 @@ class RunningSystem:
             self.network.close()
 
 
-def apply_settings(dsn: str, settings: dict[str, str]) -> None:
-    if not settings:
-        return
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for key, value in settings.items():
-            conn.execute(Q["set_setting"], {"key": key, "value": str(value)})
+def _answers(url: str) -> bool:
+    """Whether an HTTP GET of `url` answers 200 (how the harness learns a service has its admin API)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _db_address(dsn: str) -> tuple[str, int] | None:
+    """(host, port) a worker connects to over TCP; None for a Unix socket (readiness then by heartbeat or
+    by the process being alive)."""
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or "")
+    if not host or host.startswith("/"):
+        return None
+    return host, int(params.get("port") or 5432)
+
+
+def _connected(pid: int, target: tuple[str, int] | None) -> bool:
+    """Whether the process (or a child of it) holds an established connection to `target`."""
+    try:
+        process = psutil.Process(pid)
+        if target is None:
+            return process.is_running()
+        for proc in (process, *process.children(recursive=True)):
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.raddr and conn.raddr.port == target[1] and conn.status == psutil.CONN_ESTABLISHED:
+                    return True
+    except psutil.Error:
+        return False
+    return False

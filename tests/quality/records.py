@@ -21,8 +21,10 @@ from harness.records import (
     FinalState,
     RunRecord,
     Scenario,
+    SutInfo,
     Workload,
 )
+from harness.sut.config import ALERTS
 
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 STEPS = ("protect", "tsa", "anchor")
@@ -33,6 +35,21 @@ JOB_TYPES = {
     "tsa": "execution",
     "anchor": "execution",
 }
+
+
+# What a run of the reference pipeline records of it: every capability the checkers ask about, and the
+# conventions its SUT file declares (pipeline/sut.toml).
+REFERENCE = SutInfo(
+    name="reference",
+    capabilities=("compat-warnings", "materialized-via", "alerts", *(f"alert:{a}" for a in ALERTS)),
+    conventions={
+        "strict_reject_sqlstate": "PJ003",
+        "compat_marker": "_compat",
+        "via_gateway": ["trigger", "direct_call", "replay"],
+        "via_redirect": "compat_redirect",
+        "via_direct_call": "direct_call",
+    },
+)
 
 
 def iso(s: float) -> str:
@@ -61,6 +78,7 @@ class World:
         self.alert_history: list[dict[str, Any]] = []
         self.settings: dict[str, str] = {"gateway_mode": "compat"}
         self.trigger_on = True
+        self.sut = REFERENCE  # what the run knew of the pipeline (tests of not-applicable replace it)
         self._n = 0
 
     # -- ids and rows --------------------------------------------------------------------------------------
@@ -320,6 +338,7 @@ class World:
             drained,
             T0 + workload_s[0],
             T0 + workload_s[1],
+            self.sut,
         )
 
 

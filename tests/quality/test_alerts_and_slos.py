@@ -7,7 +7,7 @@ from harness.checkers.gap_slo import percentile
 from harness.records import Verdict
 from tests.quality.records import World, alert, expectations, healthy, iso
 
-TRIGGER = "core_trigger_disabled"
+TRIGGER = "core-trigger-disabled"
 
 
 def _alerting_world() -> World:
@@ -79,12 +79,12 @@ def test_an_alert_nobody_expected_is_unexpected() -> None:
     assert (
         alerts_quiet.check(world.record(expectations(alerts_fire=(alert(TRIGGER),)))).verdict is Verdict.VALID
     )
-    world.alert("retry_storm", "firing", 2.0, 7.0)
+    world.alert("retry-storm", "firing", 2.0, 7.0)
     result = alerts_quiet.check(world.record(expectations(alerts_fire=(alert(TRIGGER),))))
     assert result.verdict is Verdict.INVALID
     [anomaly] = result.anomalies
-    assert anomaly.kind == "unexpected-alert" and "retry_storm" in anomaly.explanation
-    assert anomaly.witnesses[0]["rule"] == "retry_storm"
+    assert anomaly.kind == "unexpected-alert" and "retry-storm" in anomaly.explanation
+    assert anomaly.witnesses[0]["rule"] == "retry-storm"
     assert alerts_quiet.check(world.record(expectations(alerts_quiet=False))).verdict is Verdict.VALID
 
 

@@ -182,7 +182,7 @@ def test_report_json_holds_verdicts_checks_and_anomalies(run_folder: Path) -> No
         False,
     )
     assert document["versions"] == VERSIONS and document["duration_s"] == 120.0
-    assert document["counts"] == {"scenarios": 4, "valid": 1, "invalid": 1, "unknown": 2}
+    assert document["counts"] == {"scenarios": 4, "valid": 1, "invalid": 1, "unknown": 2, "not-applicable": 0}
     by_name = {s["name"]: s for s in document["scenarios"]}
     verdicts = {n: s["verdict"] for n, s in by_name.items()}
     assert verdicts == {"core-trigger-disabled": "valid", "dedupe-bug": "invalid", "alert-window": "unknown",

@@ -16,6 +16,7 @@ from harness.scenario import (
     parse_scenario,
     select,
 )
+from harness.sut.config import reference_sut
 
 GOOD = {"name": "ok", "description": "d", "suites": ["nightly"], "workload": {"flows": 5, "rate": 5}}
 
@@ -38,11 +39,19 @@ BROKEN = {
     ),
     "missing required param": (
         {"faults": [{"fault": "failpoint"}]},
-        "faults[0].name: missing; expected one of",
+        "faults[0].point: missing; expected one of decision.after-claim",
     ),
-    "unknown suite": (
-        {"suites": ["weekly"]},
-        "suites[0]: 'weekly' is not allowed; expected one of: smoke, nightly",
+    "bad suite name": (
+        {"suites": ["Weekly run"]},
+        "suites[0]: 'Weekly run' is not allowed; expected a suite name (smoke, nightly, gate, drill, or a team's",
+    ),
+    "unknown alert": (
+        {"expect": {"alerts": [{"alert": "core_trigger_disabled", "within": 3}]}},
+        "expect.alerts[0].alert: 'core_trigger_disabled' is not allowed; expected one of: core-trigger-disabled",
+    ),
+    "migration set beside versions": (
+        {"migrations": {"set": "without-dedupe-fix", "skip": ["0008"]}},
+        "migrations: {'set': 'without-dedupe-fix', 'skip': ['0008']} is not allowed; expected either set",
     ),
     "zero flows": (
         {"workload": {"flows": 0}},
@@ -105,7 +114,8 @@ def test_broken_scenario_gets_its_exact_message(case: str) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     _scenario, problems = parse_scenario(
-        {**GOOD, "suites": ["weekly"], "workload": {"flows": 0}, "faults": [{"fault": "meteor"}]}, "x.yaml"
+        {**GOOD, "suites": ["Weekly run"], "workload": {"flows": 0}, "faults": [{"fault": "meteor"}]},
+        "x.yaml",
     )
     assert len(problems) == 3
 
@@ -140,16 +150,16 @@ def test_every_fault_and_checker_is_documented() -> None:
 DEFINES_GATEWAY = re.compile(r"CREATE (OR REPLACE )?FUNCTION materialize_job\(")
 
 
-def test_the_dedupe_key_bug_scenario_skips_every_later_rewrite_of_the_gateway() -> None:
+def test_the_reference_without_its_dedupe_fix_skips_every_later_rewrite_of_the_gateway() -> None:
     # Any core migration that defines materialize_job again carries the fix with it, so a deployment that
-    # only lacks 0008 would no longer have the bug: the scenario must skip each of them (this test fails when
-    # a new migration rewrites the gateway and the scenario is not told).
-    root = Path(__file__).resolve().parents[2]
-    folder = root / "pipeline" / "sql" / "migrations"
+    # only lacks 0008 would no longer have the bug: the reference's migration set must skip each of them
+    # (this test fails when a new migration rewrites the gateway and the SUT file is not told).
+    sut = reference_sut()
     rewrites = sorted(
         path.name[:4]
-        for path in folder.glob("*.sql")
+        for path in sut.migrations.glob("*.sql")
         if path.name[:4] > "0007" and DEFINES_GATEWAY.search(path.read_text(encoding="utf-8"))
     )
     (scenario,) = load_scenarios([SCENARIO_DIR / "ambiguous-dedupe-key-bug.yaml"])
-    assert rewrites and sorted(scenario.migrations_skip) == rewrites
+    assert scenario.migrations_set == "without-dedupe-fix" and not scenario.migrations_skip
+    assert rewrites and sorted(sut.migration_sets["without-dedupe-fix"].skip) == rewrites
