@@ -53,6 +53,8 @@ class RunningSystem:
         self.worker_dsn = dsn
         self.worker_urls: dict[str, str] = {}
         self.found: dict[str, str] = {}  # capabilities seen once running (a service's admin API)
+        # {sut_dir}: the SUT file's folder, so a team's commands can name scripts beside it
+        self._sut_dir = str(sut.path.parent) if sut.path else "."
 
     def __enter__(self) -> RunningSystem:
         try:
@@ -68,7 +70,10 @@ class RunningSystem:
     def start(self) -> None:
         self.sql.write_settings(self.dsn, {**self.sut.settings, **self.options.settings})
         for name, command in self.sut.services.items():
-            argv = [part.replace("{python}", sys.executable) for part in command]
+            argv = [
+                part.replace("{python}", sys.executable).replace("{sut_dir}", self._sut_dir)
+                for part in command
+            ]
             managed = self.supervisor.start(name, argv, env=self.sut.env, wait_url_s=15)
             self.urls[name] = managed.url or ""
             if _answers(self.urls[name] + "/_admin/config"):
@@ -125,6 +130,7 @@ class RunningSystem:
             "poll_interval": str(self.options.poll_interval_s),
             "tsa_url": self.worker_urls.get("tsa", ""),
             "ledger_url": self.worker_urls.get("ledger", ""),
+            "sut_dir": self._sut_dir,
         }
         return self.supervisor.start(
             f"{role}-{index}", self.sut.worker_command(role, **values), env=self.sut.env
