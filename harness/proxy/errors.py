@@ -89,6 +89,12 @@ class ToxicExists(ProxyError):
     status = 409
 
 
+class BodyTooLarge(ProxyError):
+    """request body too large"""
+
+    status = 413
+
+
 class ListenFailed(ProxyError):
     """could not listen on the requested address"""
 

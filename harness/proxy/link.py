@@ -1,13 +1,12 @@
-"""TCP forwarding for one named proxy: its listener, and one `Link` per client connection.
+"""TCP forwarding for one named proxy: its listener (`Proxy`), and one `Link` per client connection.
 
-Everything here runs on the proxy server's event loop thread, so proxy and link state need no locks.
+Everything here runs on the proxy server's event loop thread, so proxy and link state need no thread locks.
+One asyncio lock per proxy serializes changes to its toxics, which wait for the stages they rewire (as
+Toxiproxy's collection mutex does).
 
-A link moves each direction through a small pipeline: a reader task stamps chunks and puts them on a bounded
-queue (so a stalled direction pushes back on its sender through TCP instead of buffering without end), and a
-pump task passes every chunk through the toxics of that stream, in the order they were added, then writes
-it out. The toxic list is read afresh for each chunk, so a toxic added or removed mid-connection applies to
-the next bytes; removing a toxic also ends its waits at once (see `Toxic.wait`). Toxicity is rolled once
-per connection and toxic, as Toxiproxy does.
+A link is two `Pipeline`s, one per direction, built from the proxy's toxics of that direction at the moment
+the client connected; later changes reach it through `Pipeline.add`, `update` and `remove`. It ends when both
+directions have closed their destination socket. Disabling or deleting the proxy cuts every link at once.
 """
 
 from __future__ import annotations
@@ -15,24 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import struct
-import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from enum import StrEnum
 
 from harness.proxy.errors import BadRequestBody, ListenFailed
-from harness.proxy.toxic import Chunk, Stream, Toxic
+from harness.proxy.pipeline import Pipeline
+from harness.proxy.toxic import Stream, Toxic, ToxicSpec
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
-QUEUE_CHUNKS = 16
 UPSTREAM_CONNECT_TIMEOUT = 10.0
-# A graceful close flushes what is buffered; a peer that never reads must not keep the socket forever.
-CLOSE_GRACE = 2.0
+# Closing a socket flushes what asyncio still buffers for it; a peer that never reads must not keep it open.
+CLOSE_GRACE = 5.0
+
+StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True)
@@ -57,14 +54,6 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-class Teardown(StrEnum):
-    """How a connection ends: FIN after flushing, ABORT (drop buffers, close now), or RESET (send RST)."""
-
-    FIN = "fin"
-    ABORT = "abort"
-    RESET = "reset"
-
-
 class Proxy:
     """One named proxy: listens on `listen`, connects each client to `upstream`, applies its toxics.
 
@@ -79,7 +68,8 @@ class Proxy:
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
-        self.toxics: list[Toxic] = []
+        self.toxics: list[Toxic] = []  # in the order added; each stream's chain keeps that order
+        self._changing = asyncio.Lock()
         self._listener: socket.socket | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._unclaimed: set[socket.socket] = set()  # accepted, its task not started yet
@@ -115,7 +105,7 @@ class Proxy:
             asyncio.get_running_loop().remove_reader(listener.fileno())
             listener.close()
         for link in list(self._links):
-            link.teardown(Teardown.ABORT)
+            link.cut()
         handlers = list(self._handlers)
         for task in handlers:
             task.cancel()
@@ -136,28 +126,40 @@ class Proxy:
         else:
             await self.stop()
 
+    # --- toxics -------------------------------------------------------------------------------------
+
     def find_toxic(self, name: str) -> Toxic | None:
         return next((toxic for toxic in self.toxics if toxic.spec.name == name), None)
 
-    def add_toxic(self, toxic: Toxic, *, replacing: Toxic | None = None) -> None:
-        if replacing is None:
-            self.toxics.append(toxic)
-        else:
-            self.toxics[self.toxics.index(replacing)] = toxic
-            replacing.removed.set()
-        for link in self._links:
-            link.toxic_added(toxic)
-
-    def remove_toxic(self, toxic: Toxic) -> None:
-        self.toxics.remove(toxic)
-        toxic.removed.set()
-
-    def clear_toxics(self) -> None:
-        for toxic in list(self.toxics):
-            self.remove_toxic(toxic)
-
-    def toxics_for(self, stream: Stream) -> list[Toxic]:
+    def chain(self, stream: Stream) -> list[Toxic]:
         return [toxic for toxic in self.toxics if toxic.spec.stream is stream]
+
+    async def add_toxic(self, toxic: Toxic) -> None:
+        async with self._changing:
+            self.toxics.append(toxic)
+            links = list(self._links)  # taken with the append: a link made after it starts with the toxic
+            for link in links:
+                await link.pipelines[toxic.spec.stream].add(toxic)
+
+    async def update_toxic(self, toxic: Toxic, spec: ToxicSpec) -> None:
+        async with self._changing:
+            toxic.spec = spec
+            for link in list(self._links):
+                await link.pipelines[toxic.spec.stream].update(toxic)
+
+    async def remove_toxic(self, toxic: Toxic) -> None:
+        async with self._changing:
+            self.toxics.remove(toxic)
+            for link in list(self._links):
+                await link.pipelines[toxic.spec.stream].remove(toxic)
+
+    async def clear_toxics(self) -> None:
+        """Remove every toxic, upstream ones first, each from the head of its chain (Toxiproxy's reset)."""
+        for stream in Stream:
+            for toxic in self.chain(stream):
+                await self.remove_toxic(toxic)
+
+    # --- connections ---------------------------------------------------------------------------------
 
     def _accept(self) -> None:
         """Reader callback of the listener: hand each pending client to its own tracked task."""
@@ -210,123 +212,67 @@ class Proxy:
 class Link:
     """One client connection and its upstream connection, with the proxy's toxics in between."""
 
-    def __init__(
-        self,
-        proxy: Proxy,
-        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    ) -> None:
-        self._proxy = proxy
+    def __init__(self, proxy: Proxy, client: StreamPair, upstream: StreamPair) -> None:
         self._client = client
         self._upstream = upstream
-        self._rolls: weakref.WeakKeyDictionary[Toxic, bool] = weakref.WeakKeyDictionary()
-        self._states: weakref.WeakKeyDictionary[Toxic, dict[str, float]] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._finished_streams = 0
+        self._open_directions = 2
         self._done = asyncio.Event()
-
-    async def run(self) -> None:
-        for stream, (reader, _), (_, writer) in (
-            (Stream.UPSTREAM, self._client, self._upstream),
-            (Stream.DOWNSTREAM, self._upstream, self._client),
-        ):
-            queue: asyncio.Queue[Chunk | None] = asyncio.Queue(QUEUE_CHUNKS)
-            self._spawn(self._read(reader, queue))
-            self._spawn(self._pump(stream, queue, writer))
-        for toxic in list(self._proxy.toxics):
-            self.toxic_added(toxic)
-        await self._done.wait()
-
-    def toxic_added(self, toxic: Toxic) -> None:
-        if toxic.has_watch and self._applies(toxic):
-            self._spawn(toxic.watch(self))
-
-    # LinkControl, for toxics
-    def close(self) -> None:
-        self.teardown(Teardown.FIN)
-
-    def reset(self) -> None:
-        self.teardown(Teardown.RESET)
-
-    def state(self, toxic: Toxic) -> dict[str, float]:
-        return self._states.setdefault(toxic, {})
-
-    def teardown(self, how: Teardown) -> None:
-        """End the connection on both sides; safe to call more than once and from the link's own tasks."""
-        if self._done.is_set():
-            return
-        self._done.set()
-        for task in self._tasks:
-            task.cancel()
-        for _, writer in (self._client, self._upstream):
-            transport = writer.transport
-            if how is Teardown.RESET:
+        self.pipelines = {stream: Pipeline(proxy.chain(stream), self._spawn) for stream in Stream}
+        if any(toxic.resets for toxic in proxy.toxics):
+            for _, writer in (client, upstream):
                 with contextlib.suppress(OSError):
                     writer.get_extra_info("socket").setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
                     )
-            if how is Teardown.FIN:
-                transport.close()
-                asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
-            else:
-                transport.abort()
 
-    def _applies(self, toxic: Toxic) -> bool:
-        if toxic not in self._rolls:
-            self._rolls[toxic] = random.random() < toxic.spec.toxicity
-        return self._rolls[toxic]
+    async def run(self) -> None:
+        client_reader, client_writer = self._client
+        upstream_reader, upstream_writer = self._upstream
+        self.pipelines[Stream.UPSTREAM].start(
+            client_reader, upstream_writer, lambda: _close(self._upstream), self._direction_done
+        )
+        self.pipelines[Stream.DOWNSTREAM].start(
+            upstream_reader, client_writer, lambda: _close(self._client), self._direction_done
+        )
+        try:
+            await self._done.wait()
+        finally:
+            self._done.set()
+            for task in list(self._tasks):
+                task.cancel()
+            for _, writer in (self._client, self._upstream):
+                if not writer.transport.is_closing():
+                    writer.transport.abort()
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    def cut(self) -> None:
+        """End the connection now, on both sides (the proxy was disabled or deleted)."""
+        for _, writer in (self._client, self._upstream):
+            writer.transport.abort()
+        self._done.set()
+
+    def _direction_done(self) -> None:
+        self._open_directions -= 1
+        if self._open_directions == 0:
+            self._done.set()
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None] | None:
         if self._done.is_set():  # a toxic added while this link was ending
             coro.close()
-            return
+            return None
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _read(self, reader: asyncio.StreamReader, queue: asyncio.Queue[Chunk | None]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while data := await reader.read(READ_SIZE):
-                await queue.put(Chunk(data, loop.time()))
-        except OSError as exc:
-            log.debug("proxy %s: read failed (%s)", self._proxy.name, exc)
-            self.teardown(Teardown.FIN)
-            return
-        await queue.put(None)
 
-    async def _pump(
-        self, stream: Stream, queue: asyncio.Queue[Chunk | None], writer: asyncio.StreamWriter
-    ) -> None:
-        try:
-            while (chunk := await queue.get()) is not None:
-                await self._through(chunk, self._active(stream), writer)
-            for toxic in self._active(stream):
-                await toxic.on_close(self)
-            await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
-        except OSError as exc:
-            log.debug("proxy %s: %s write failed (%s)", self._proxy.name, stream, exc)
-            self.teardown(Teardown.FIN)
-            return
-        self._finished_streams += 1
-        if self._finished_streams == 2:
-            self.teardown(Teardown.FIN)
-
-    def _active(self, stream: Stream) -> list[Toxic]:
-        return [toxic for toxic in self._proxy.toxics_for(stream) if self._applies(toxic)]
-
-    async def _through(self, chunk: Chunk, toxics: list[Toxic], writer: asyncio.StreamWriter) -> None:
-        if self._done.is_set():
-            return
-        live = [toxic for toxic in toxics if not toxic.removed.is_set()]
-        if not live:
-            writer.write(chunk.data)
-            await writer.drain()
-            return
-        head, rest = live[0], live[1:]
-        await head.pipe(chunk, self, lambda piece: self._through(piece, rest, writer))
+def _close(side: StreamPair) -> None:
+    """Close one socket whole (Go's Conn.Close): its reader sees the end at once, the peer gets FIN after
+    what is buffered (or RST with linger 0)."""
+    reader, writer = side
+    reader.feed_eof()
+    writer.transport.close()
+    asyncio.get_running_loop().call_later(CLOSE_GRACE, writer.transport.abort)
 
 
 async def _listening_socket(listen: Address) -> socket.socket:

@@ -21,6 +21,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
@@ -38,6 +39,7 @@ from harness.proxy.errors import (
     ToxicNotFound,
 )
 from harness.proxy.link import Address, Proxy
+from harness.proxy.request import Body, read_json
 from harness.proxy.toxic import Toxic, make_toxic, parse_spec, update_spec
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 VERSION = "2.0.0+harness"
 DEFAULT_LISTEN = "127.0.0.1:0"  # Toxiproxy's empty default means every interface; a test harness should not
 REQUEST_TIMEOUT = 30.0
+MAX_REQUEST_LINE = 1024 * 1024 + 4096  # Go's http.DefaultMaxHeaderBytes and its slack
 
 Reply = tuple[int, object | None]
 
@@ -105,9 +108,11 @@ class Registry:
         return 200, {"version": VERSION}
 
     async def reset(self) -> Reply:
+        """Every proxy enabled again and stripped of its toxics (removing a `timeout` closes the
+        connections it was on, as removing it one by one would)."""
         for proxy in self.proxies.values():
-            proxy.clear_toxics()
             await proxy.start()
+            await proxy.clear_toxics()
         return 204, None
 
     async def index(self) -> Reply:
@@ -155,7 +160,6 @@ class Registry:
     async def delete(self, proxy: str) -> Reply:
         target = self._proxy(proxy)
         await target.stop()
-        target.clear_toxics()
         del self.proxies[proxy]
         return 204, None
 
@@ -167,7 +171,7 @@ class Registry:
         spec = parse_spec(body)
         if target.find_toxic(spec.name) is not None:
             raise ToxicExists()
-        target.add_toxic(make_toxic(spec))
+        await target.add_toxic(make_toxic(spec))
         return 200, spec.to_json()
 
     async def toxic_show(self, proxy: str, toxic: str) -> Reply:
@@ -176,12 +180,12 @@ class Registry:
     async def toxic_update(self, proxy: str, toxic: str, body: object) -> Reply:
         target, current = self._toxic(proxy, toxic)
         spec = update_spec(current.spec, body)
-        target.add_toxic(make_toxic(spec), replacing=current)
+        await target.update_toxic(current, spec)
         return 200, spec.to_json()
 
     async def toxic_delete(self, proxy: str, toxic: str) -> Reply:
         target, current = self._toxic(proxy, toxic)
-        target.remove_toxic(current)
+        await target.remove_toxic(current)
         return 204, None
 
     def _toxic(self, proxy: str, toxic: str) -> tuple[Proxy, Toxic]:
@@ -194,7 +198,6 @@ class Registry:
     async def close_all(self) -> None:
         for proxy in self.proxies.values():
             await proxy.stop()
-            proxy.clear_toxics()
         self.proxies.clear()
 
 
@@ -231,24 +234,31 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, tuple[str, bool]]]] = [
 ]
 
 
-def _parse_json(raw: bytes) -> object:
-    def no_constants(name: str) -> object:
-        raise ValueError(f"{name} is not valid JSON")
+@dataclass(frozen=True)
+class Call:
+    """A routed request: the registry method to run, its URL arguments, whether it takes a JSON body."""
 
-    if not raw.strip():
-        raise BadRequestBody("the body is empty; send a JSON object")
-    try:
-        return json.loads(raw, parse_constant=no_constants)
-    except json.JSONDecodeError as exc:
-        raise BadRequestBody(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestBody(f"invalid JSON: {exc}") from None
+    handler: str
+    args: tuple[str, ...]
+    takes_body: bool
+
+
+def route(method: str, path: str) -> Call:
+    for pattern, methods in _ROUTES:
+        match = pattern.fullmatch(path.rstrip("/") or "/")
+        if match is None:
+            continue
+        if method not in methods:
+            raise MethodNotAllowed(f"{method} {path}; allowed: {', '.join(methods)}")
+        handler, takes_body = methods[method]
+        return Call(handler, tuple(unquote(value) for value in match.groups()), takes_body)
+    raise RouteNotFound(f"{method} {path}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], dispatch: Callable[[str, str, bytes], Reply]) -> None:
+    def __init__(self, address: tuple[str, int], dispatch: Callable[[Call, object], Reply]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.dispatch = dispatch
         super().__init__(address, _Handler)
@@ -261,41 +271,77 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
-    timeout = 15  # an idle client must not hold a handler thread forever
+    timeout = 15  # Toxiproxy's read timeout: an idle client must not hold a handler thread forever
     server_version = f"harness-toxiproxy/{VERSION}"
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
+    def handle_one_request(self) -> None:
+        """http.server's request loop step, with Go's limit on the request line (its 1 MiB of headers plus
+        4 KiB of slack) instead of 64 KiB: a proxy named with a megabyte can still be shown and deleted."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError as exc:
+            self.log_error("request timed out: %r", exc)
+            self.close_connection = True
 
     def _serve(self) -> None:
         try:
-            raw = self._read_body()
-        except ValueError as exc:
-            error = BadRequestBody(f"unreadable HTTP body ({exc})")
-            status, body = error.status, error.to_json()
+            call = route(self.command, urlsplit(self.path).path)
+        except ProxyError as exc:
+            self.close_connection = True  # the body, if any, is left unread
+            self._reply(exc.status, exc.to_json())
+            return
+        if self.headers.get("User-Agent", "").startswith("Mozilla/"):
+            # Toxiproxy refuses browsers, so that a web page cannot reconfigure a proxy on localhost.
+            self.close_connection = True
+            self._reply_text(HTTPStatus.FORBIDDEN, "User agent not allowed")
+            return
+        try:
+            body = Body(self.rfile, self.headers)
+            payload = read_json(body) if call.takes_body else None
+        except TimeoutError:
+            error = BadRequestBody(f"no more of the body came for {self.timeout} s")
+            status, reply = error.status, error.to_json()
+            body = None
+        except ProxyError as exc:
+            status, reply = exc.status, exc.to_json()
+            body = None
         else:
-            status, body = self.server.dispatch(self.command, urlsplit(self.path).path, raw)
+            status, reply = self.server.dispatch(call, payload)
+        if body is None or not body.complete:
+            self.close_connection = True
+        self._reply(status, reply)
+
+    def _reply(self, status: int, body: object | None) -> None:
         payload = b"" if body is None else json.dumps(body).encode() + b"\n"
         self.send_response(status)
         if body is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
-    def _read_body(self) -> bytes:
-        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length > 0 else b""
-        parts = []
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()  # the CRLF after each chunk
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # optional trailer headers
-            pass
-        return b"".join(parts)
+    def _reply_text(self, status: int, text: str) -> None:
+        payload = text.encode() + b"\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("api %s " + format, self.address_string(), *args)
@@ -393,34 +439,20 @@ class ProxyServer:
         finally:
             loop.close()
 
-    def _dispatch(self, method: str, path: str, raw: bytes) -> Reply:
-        """Route one request (on an HTTP thread) and run it on the loop; errors become Toxiproxy's JSON."""
+    def _dispatch(self, call: Call, payload: object) -> Reply:
+        """Run one routed request (from an HTTP thread) on the loop; errors become Toxiproxy's JSON."""
         try:
             loop = self._loop
             if loop is None:
                 raise ProxyError("the proxy server is stopping")
-            call = self._route(method, path, raw)
-            return asyncio.run_coroutine_threadsafe(call, loop).result(REQUEST_TIMEOUT)
+            handler: Callable[..., Coroutine[object, object, Reply]] = getattr(self._registry, call.handler)
+            args: list[object] = [*call.args, payload] if call.takes_body else [*call.args]
+            return asyncio.run_coroutine_threadsafe(handler(*args), loop).result(REQUEST_TIMEOUT)
         except ProxyError as exc:
             return exc.status, exc.to_json()
         except Exception as exc:  # a bug of ours: answer 500 like Toxiproxy, and keep serving
-            log.exception("proxy API %s %s failed", method, path)
+            log.exception("proxy API %s failed", call.handler)
             return 500, {"error": f"internal error: {exc!r}", "status": 500}
-
-    def _route(self, method: str, path: str, raw: bytes) -> Coroutine[object, object, Reply]:
-        for pattern, methods in _ROUTES:
-            match = pattern.fullmatch(path.rstrip("/") or "/")
-            if match is None:
-                continue
-            if method not in methods:
-                raise MethodNotAllowed(f"{method} {path}; allowed: {', '.join(methods)}")
-            handler_name, takes_body = methods[method]
-            handler: Callable[..., Coroutine[object, object, Reply]] = getattr(self._registry, handler_name)
-            args = [unquote(value) for value in match.groups()]
-            if takes_body:
-                args.append(_parse_json(raw))
-            return handler(*args)
-        raise RouteNotFound(f"{method} {path}")
 
 
 __all__ = ["VERSION", "ProxyServer", "Registry"]

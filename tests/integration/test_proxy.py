@@ -1,5 +1,9 @@
 """The built-in Toxiproxy-compatible server, driven by the real `toxiproxy-python` client library.
 
+What Toxiproxy 2.12 itself does is pinned in `test_proxy_conformance.py`, which runs against a real Toxiproxy
+too; this module covers the rest: the client library, the built-in's own refusals and limits, its
+lifecycle and command line, and the chain rewiring that no single API call shows.
+
 Why through that client: the server exists so that scenario code written for a real Toxiproxy runs
 unchanged against it, so the proof is that Toxiproxy's own client works here. Raw HTTP is used only where
 the client hides what is checked (status codes and error bodies).
@@ -313,16 +317,6 @@ def test_toxic_update_merges_attributes_and_applies(server: ProxyServer, echo: t
         assert roundtrip(sock, b"x") >= 0.4
 
 
-def test_timeout_zero_holds_data_until_removed(echo: toxiproxy.Proxy) -> None:
-    with connect(echo) as sock:
-        roundtrip(sock, b"warm")
-        echo.add_toxic(type="timeout", attributes={"timeout": 0})
-        sock.sendall(b"held")
-        assert_nothing_arrives(sock)
-        echo.destroy_toxic("timeout_downstream")
-        assert recv_exactly(sock, 4) == b"held"  # released promptly, the byte stream intact
-
-
 def test_timeout_closes_the_connection_after_its_delay(echo: toxiproxy.Proxy) -> None:
     with connect(echo) as sock:
         roundtrip(sock, b"warm")
@@ -334,9 +328,10 @@ def test_timeout_closes_the_connection_after_its_delay(echo: toxiproxy.Proxy) ->
 
 
 def test_reset_peer_resets_the_connection(echo: toxiproxy.Proxy) -> None:
+    """A connection made while the toxic is set is reset on its first data (one added to a live connection
+    closes it normally: see test_proxy_conformance)."""
+    echo.add_toxic(type="reset_peer", attributes={"timeout": 0})
     with connect(echo) as sock:
-        roundtrip(sock, b"warm")
-        echo.add_toxic(type="reset_peer", attributes={"timeout": 0})
         sock.sendall(b"boom")
         assert closed_how(sock) == "reset"
 
@@ -385,6 +380,67 @@ def test_toxicity_zero_never_applies(echo: toxiproxy.Proxy) -> None:
         assert recv_exactly(sock, 6) == b"passes"
 
 
+def test_toxic_churn_keeps_the_byte_stream_whole(server: ProxyServer, echo: toxiproxy.Proxy) -> None:
+    """Adding, updating and removing toxics rewires every live connection's chains while bytes are in them
+    (held by a latency toxic, half sliced, queued in a buffer). Whatever the timing, every byte must come
+    out once and in order: a proxy that lost or reordered bytes would fail a chaos run for its own sake."""
+    changes = [
+        ("POST", "/proxies/echo/toxics", {"name": "lat_up", "type": "latency", "stream": "upstream"}),
+        ("POST", "/proxies/echo/toxics/lat_up", {"attributes": {"latency": 3}}),
+        (
+            "POST",
+            "/proxies/echo/toxics",
+            {"name": "cut", "type": "slicer", "attributes": {"average_size": 1500}},
+        ),
+        ("POST", "/proxies/echo/toxics", {"name": "bw", "type": "bandwidth", "attributes": {"rate": 50_000}}),
+        (
+            "POST",
+            "/proxies/echo/toxics",
+            {"name": "lat_down", "type": "latency", "attributes": {"latency": 2}},
+        ),
+        ("DELETE", "/proxies/echo/toxics/cut", None),
+        ("POST", "/proxies/echo/toxics/lat_down", {"toxicity": 0.5}),
+        ("DELETE", "/proxies/echo/toxics/lat_up", None),
+        ("DELETE", "/proxies/echo/toxics/bw", None),
+        ("DELETE", "/proxies/echo/toxics/lat_down", None),
+    ]
+    payload = os.urandom(4 * 1024 * 1024)
+    received = bytearray()
+    with connect(echo) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        step = 0
+        while len(received) < len(payload):
+            if len(received) >= step * 64 * 1024:  # a change every 64 KiB that comes back
+                method, path, body = changes[step % len(changes)]
+                assert api(server, method, path, body)[0] in {200, 204}
+                step += 1
+            data = sock.recv(65536)
+            assert data, f"closed after {len(received)} bytes"
+            received += data
+        sender.join()
+    assert step >= len(changes)  # every change happened while bytes flowed
+    assert bytes(received) == payload
+
+
+def test_toxic_changes_never_wait_for_a_stalled_client(server: ProxyServer, echo: toxiproxy.Proxy) -> None:
+    """A client that stops reading stalls its connection all the way back to the proxy. Toxiproxy then
+    blocks toxic API calls until that client reads again (an interrupted toxic must finish its stuck write
+    first); here the calls return at once, and once the client reads, every byte arrives in order."""
+    payload = os.urandom(32 * 1024 * 1024)  # more than every buffer on the way can hold
+    with connect(echo) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        sender.join(timeout=2)
+        assert sender.is_alive(), "the payload fit in the buffers: nothing stalled"
+        body = {"name": "late", "type": "latency", "attributes": {"latency": 5}}
+        assert api(server, "POST", "/proxies/echo/toxics", body)[0] == 200
+        assert api(server, "POST", "/proxies/echo/toxics/late", {"attributes": {"latency": 1}})[0] == 200
+        assert api(server, "DELETE", "/proxies/echo/toxics/late")[0] == 204
+        assert recv_exactly(sock, len(payload)) == payload
+        sender.join()
+
+
 # --- partitions and reset ---------------------------------------------------------------------------
 
 
@@ -425,7 +481,7 @@ def test_down_context_manager_partitions_for_its_block(echo: toxiproxy.Proxy) ->
         roundtrip(sock, b"healed")
 
 
-def test_reset_removes_toxics_reenables_and_releases_held_data(
+def test_reset_removes_toxics_reenables_and_closes_what_a_timeout_held(
     client: toxiproxy.Toxiproxy, echo: toxiproxy.Proxy, http_upstream: str
 ) -> None:
     web = client.create(upstream=http_upstream, name="web")
@@ -438,7 +494,7 @@ def test_reset_removes_toxics_reenables_and_releases_held_data(
         sock.sendall(b"held")
         assert_nothing_arrives(sock)
         assert client.reset()
-        assert recv_exactly(sock, 4) == b"held"
+        assert closed_how(sock) in {"eof", "reset"}  # and the held bytes never came
     proxies = client.proxies()
     assert {name: (p.enabled, p.toxics()) for name, p in proxies.items()} == {
         "echo": (True, {}),
@@ -447,6 +503,8 @@ def test_reset_removes_toxics_reenables_and_releases_held_data(
     host, port = address(web)
     with urllib.request.urlopen(f"http://{host}:{port}/", timeout=DEADLINE) as response:
         assert response.read() == HTTP_BODY
+    with connect(echo) as sock:
+        assert roundtrip(sock, b"healed") < 1  # no toxic left: no latency
 
 
 def test_update_upstream_redirects_new_connections(
@@ -579,15 +637,15 @@ BROKEN_REQUESTS = {
         "/proxies/echo/toxics",
         b'{"type": "latancy"}',
         400,
-        'invalid toxic type: "latancy"; expected one of: bandwidth, latency, limit_data, reset_peer, slicer, '
-        "slow_close, timeout",
+        'invalid toxic type: "latancy"; expected one of: bandwidth, latency, limit_data, noop, reset_peer, '
+        "slicer, slow_close, timeout",
     ),
     "missing-toxic-type": (
         "POST",
         "/proxies/echo/toxics",
         b'{"attributes": {}}',
         400,
-        "invalid toxic type: null; expected one of: bandwidth, latency, limit_data, reset_peer, slicer, "
+        "invalid toxic type: null; expected one of: bandwidth, latency, limit_data, noop, reset_peer, slicer, "
         "slow_close, timeout",
     ),
     "bad-stream": (
@@ -625,26 +683,50 @@ BROKEN_REQUESTS = {
         400,
         'bad request body: latency toxic has no attribute "latancy"; expected one of: latency, jitter',
     ),
-    "toxicity-above-one": (
+    "whole-float-rate": (  # Go reads attributes as integers: 1.0 is refused there too
         "POST",
         "/proxies/echo/toxics",
-        b'{"type": "latency", "toxicity": 2}',
+        b'{"type": "bandwidth", "attributes": {"rate": 1.0}}',
         400,
-        "bad request body: toxicity must be a number from 0 to 1 (a probability), got 2",
+        "bad request body: bandwidth.rate must be a whole number >= 0 (KB/s), got 1.0",
     ),
-    "slicer-without-size": (
+    "latency-beyond-int64": (
+        "POST",
+        "/proxies/echo/toxics",
+        b'{"type": "latency", "attributes": {"latency": 9223372036854775808}}',
+        400,
+        "bad request body: latency.latency must be below 2**63 (Toxiproxy reads a 64-bit integer), "
+        "got 9223372036854775808",
+    ),
+    "toxicity-not-a-number": (
+        "POST",
+        "/proxies/echo/toxics",
+        b'{"type": "latency", "toxicity": "high"}',
+        400,
+        'bad request body: toxicity must be a number (a probability; Toxiproxy reads a 32-bit float), got "high"',
+    ),
+    "toxicity-beyond-float32": (
+        "POST",
+        "/proxies/echo/toxics",
+        b'{"type": "latency", "toxicity": 1e39}',
+        400,
+        "bad request body: toxicity must be a number (a probability; Toxiproxy reads a 32-bit float), got 1e+39",
+    ),
+    "slicer-without-size": (  # Toxiproxy accepts it, then recurses without end on the first data
         "POST",
         "/proxies/echo/toxics",
         b'{"type": "slicer"}',
         400,
-        "bad request body: slicer.average_size must be at least 1 byte, got 0",
+        "bad request body: slicer.average_size must be at least 1 byte, got 0 "
+        "(Toxiproxy accepts 0 and then crashes on the first data)",
     ),
-    "slicer-variation": (
+    "slicer-variation-above-size": (  # Toxiproxy accepts it, then can cut at a negative offset and panic
         "POST",
         "/proxies/echo/toxics",
-        b'{"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}}',
+        b'{"type": "slicer", "attributes": {"average_size": 10, "size_variation": 11}}',
         400,
-        "bad request body: slicer.size_variation must be smaller than average_size (10), got 10",
+        "bad request body: slicer.size_variation must be at most average_size (10), got 11 "
+        "(Toxiproxy accepts more and then can crash on data)",
     ),
     "populate-not-list": (
         "POST",
