@@ -30,6 +30,7 @@ from contracts.sqlscan import (
     SqlFacts,
     fragment_facts,
     looks_like_sql,
+    option_facts,
     parse_error,
     scan_sql,
 )
@@ -198,6 +199,7 @@ def scan_file(path: Path, rel: str, config: Config, importer: Importer | None = 
     else:
         scanned = ScannedFile(rel, "text")
         _scan_units(shell_units(text), scanned)
+        scanned.facts.facts.extend(option_facts(text, 1))  # also unquoted: `PGOPTIONS: -c ...` in YAML
     return _settled(scanned)
 
 
@@ -267,6 +269,7 @@ def _sql_units(text: str) -> list[Snippet]:
 
 
 def _scan_snippet(snippet: Snippet, scanned: ScannedFile) -> None:
+    scanned.facts.facts.extend(option_facts(snippet.text, snippet.line))
     if not looks_like_sql(snippet.text):
         return
     for variant in normalize(snippet.text):

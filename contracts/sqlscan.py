@@ -400,6 +400,24 @@ def fragment_facts(text: str, first_line: int, function: str | None = None) -> l
     return facts
 
 
+_OPTION_REPLICA = re.compile(r"(?:-c\s*|--)session_replication_role\s*=\s*['\"]?replica\b", re.IGNORECASE)
+
+
+def option_facts(text: str, first_line: int) -> list[Fact]:
+    """Replica mode asked for in connection options (PGOPTIONS, a DSN's `options=-c ...`, psql's `-c`
+    settings): every session opened with them fires no ordinary trigger."""
+    return [
+        Fact(
+            "trigger_off",
+            "connection option",
+            first_line + text.count("\n", 0, match.start()),
+            None,
+            "session_replication_role",
+        )
+        for match in _OPTION_REPLICA.finditer(text)
+    ]
+
+
 def _const(node: Any) -> str | None:
     """The text of a string constant node (A_Const sval), else None."""
     if isinstance(node, dict) and "A_Const" in node:

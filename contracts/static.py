@@ -35,9 +35,10 @@ def check_source(scan: SourceScan, config: Config) -> list[Finding]:
     """Every static finding for the scanned tree."""
     findings: list[Finding] = []
     superseded = _superseded(scan)
+    aliases = _queue_views(_function_bodies(scan))
     for scanned in scan.files:
         roles = _roles_of(scanned.path, config)
-        findings.extend(_direct_writes(scanned, config, superseded))
+        findings.extend(_direct_writes(scanned, config, superseded, aliases))
         findings.extend(_claim_calls(scanned, roles, config))
         findings.extend(_trigger_offs(scanned, config))
         findings.extend(_dynamic_sql(scanned, config))
@@ -76,15 +77,38 @@ def _superseded(scan: SourceScan) -> dict[tuple[str, str], str]:
     return found
 
 
+def _queue_views(bodies: dict[str, _Definition]) -> dict[str, str]:
+    """`view -> executor_jobs` for every view that reads the queue, directly or through another such view: an
+    insert into an auto-updatable view lands in the table it reads."""
+    aliases: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            reads_queue = any(f.kind == "read" and (f.name == QUEUE or f.name in aliases) for f in body.facts)
+            if body.kind == "view" and name not in aliases and reads_queue:
+                aliases[name] = QUEUE
+                changed = True
+    return aliases
+
+
 def _direct_writes(
-    scanned: ScannedFile, config: Config, superseded: dict[tuple[str, str], str]
+    scanned: ScannedFile,
+    config: Config,
+    superseded: dict[tuple[str, str], str],
+    aliases: dict[str, str] | None = None,
 ) -> list[Finding]:
     out = []
+    aliases = aliases or {}
     for fact in scanned.facts.of("write"):
-        if fact.name != QUEUE or fact.function in config.gateway_functions:
+        if (fact.name != QUEUE and fact.name not in aliases) or fact.function in config.gateway_functions:
             continue
         where = f"in function {fact.function}" if fact.function else "at top level"
-        message = f"{fact.detail} into executor_jobs {where}, outside the gateway ({', '.join(config.gateway_functions)})"
+        through = f" through view {fact.name}" if fact.name != QUEUE else ""
+        message = (
+            f"{fact.detail} into executor_jobs{through} {where}, outside the gateway "
+            f"({', '.join(config.gateway_functions)})"
+        )
         later = superseded.get((scanned.path, fact.function or ""))
         if later and scanned.migration is not None and scanned.migration.cls == "legacy":
             out.append(
@@ -129,9 +153,11 @@ def _trigger_offs(scanned: ScannedFile, config: Config) -> list[Finding]:
     guarded = {config.core_trigger, config.guard_trigger, "ALL"}
     for fact in scanned.facts.of("trigger_off"):
         if fact.detail == "session_replication_role":
-            how = {"SET": "by SET in a session", "set_config": "by set_config()"}.get(
-                fact.name, f"by {fact.name}, a default for every new session"
-            )
+            how = {
+                "SET": "by SET in a session",
+                "set_config": "by set_config()",
+                "connection option": "by a connection option (-c), for every session opened with it",
+            }.get(fact.name, f"by {fact.name}, a default for every new session")
             what = f"session_replication_role is made replica {how}: no ordinary trigger fires, the core trigger neither"
         elif fact.name in guarded and fact.detail in CORE_TABLES:
             what = f"ALTER TABLE {fact.detail} disables trigger {fact.name}"

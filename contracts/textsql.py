@@ -29,7 +29,7 @@ _ASSIGN = re.compile(
 )
 _VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?::?-([^}]*))?\}|\(([A-Za-z_]\w*)\)|([A-Za-z_]\w*))")
 _HEREDOC = re.compile(r"<<-?[ \t]*(['\"]?)([A-Za-z_]\w*)\1")
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'', re.DOTALL)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|`([^`]*)`', re.DOTALL)
 _COMMENT_LINE = re.compile(r"^[ \t]*(?:#|//|--|;|rem\b).*$", re.MULTILINE | re.IGNORECASE)
 _LINE_LEAD = re.compile(r"^[ \t]*(?:-[ \t]+)?(?:[\w.\-]+[ \t]*:[ \t]*(?:[|>][-+]?[ \t]*)?)?")
 _FENCE = re.compile(r"^([ \t]*)(```+|~~~+)[ \t]*([\w+-]*)[^\n]*\n(.*?)^\1\2[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -54,7 +54,11 @@ def shell_units(text: str, first_line: int = 1) -> list[Unit]:
         units.append(("sql", Snippet(body, first_line + blanked.count("\n", 0, start))))
         blanked = blanked[:start] + _blank(blanked[start:end]) + blanked[end:]
     for match in _QUOTED.finditer(blanked):
-        body = _expand(match.group(1), variables) if match.group(1) is not None else match.group(2)
+        body = (
+            _expand(match.group(1), variables)
+            if match.group(1) is not None
+            else match.group(2) or match.group(3) or ""
+        )
         kind = "sql" if body.lstrip().startswith("\\") else "text"  # psql input: `\copy ... from`
         units.append((kind, Snippet(body, first_line + blanked.count("\n", 0, match.start()))))
     unquoted = _QUOTED.sub(lambda m: _blank(m.group(0)), blanked)

@@ -424,3 +424,55 @@ def test_replica_mode_as_a_default_or_through_set_config_is_found(tmp_path: Path
     assert [f.line for f in found] == [1, 2, 3, 4, line_of(path, "set_config")]
     assert "by ALTER DATABASE pipeline SET, a default for every new session" in found[0].message
     assert "by ALTER ROLE pipeline_writer IN DATABASE pipeline SET" in found[2].message
+
+
+def test_an_insert_through_a_view_over_the_queue_is_a_direct_insert(tmp_path: Path) -> None:
+    """An auto-updatable view over executor_jobs (or over such a view) passes an INSERT to the table."""
+    write(
+        tmp_path,
+        "db/migrations/0001_core_views.sql",
+        """
+        CREATE VIEW jobs_inbox AS SELECT * FROM executor_jobs;
+        CREATE VIEW protect_inbox AS SELECT * FROM jobs_inbox WHERE job_type = 'protect';
+        CREATE VIEW recent_documents AS SELECT * FROM user_documents;
+    """,
+    )
+    path = write(
+        tmp_path,
+        "app/jobs.py",
+        """
+        def enqueue(cur, e):
+            cur.execute("INSERT INTO protect_inbox (job_type, entity_id) VALUES ('protect', %s)", (e,))  # planted
+            cur.execute("INSERT INTO recent_documents (id) VALUES (%s)", (e,))  # another table
+    """,
+    )
+    result = static(tmp_path)
+    assert where(result, "PGC101") == [("app/jobs.py", line_of(path, "# planted"))]
+    assert (
+        "into executor_jobs through view protect_inbox"
+        in next(f for f in result.findings if f.rule == "PGC101").message
+    )
+
+
+def test_replica_mode_in_connection_options_is_found(tmp_path: Path) -> None:
+    python = write(
+        tmp_path,
+        "app/db.py",
+        "DSN = \"host=db dbname=pipeline options='-c session_replication_role=replica'\"  # planted\n",
+    )
+    compose = write(
+        tmp_path,
+        "deploy/compose.yaml",
+        """
+        services:
+          worker:
+            environment:
+              PGOPTIONS: -c session_replication_role=replica
+              OTHER: -c statement_timeout=5s
+    """,
+    )
+    found = where(static(tmp_path), "PGC105")
+    assert found == [
+        ("app/db.py", line_of(python, "# planted")),
+        ("deploy/compose.yaml", line_of(compose, "PGOPTIONS")),
+    ]
