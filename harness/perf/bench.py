@@ -18,7 +18,9 @@ ratios to a raw-SQL baseline taken on the same server a moment earlier.
 - core-trigger path: events appended by 4 concurrent clients, each append running trigger + gateway, on
   entities that take a flow's 8 events, and again on entities that already hold 100; then the same appends
   from 4 pgbench clients (no Python client sharing the machine);
-- e2e: real flows through every process.
+- e2e: real flows through every process;
+- network proxy: microseconds per round trip (`SELECT 1`) through the harness's network link with no toxic,
+  median and p99, beside the same round trips straight to the server, interleaved in the same run.
 
 The report also notes a server whose autovacuum wakes too seldom for the claim queue (its figures swing with
 the queue's dead rows: a server setting, not the pipeline).
@@ -47,6 +49,7 @@ from harness.provision.binaries import find_binaries
 from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
 from harness.sut.config import Sut, reference_sut
+from harness.sut.network import Network
 from harness.sut.system import RunningSystem, SystemOptions
 
 Q = named_queries("bench")
@@ -288,6 +291,43 @@ def clone_ms(provider: Provider, plan: MigrationPlan, samples: int = 9) -> float
     return statistics.median(times)
 
 
+def proxy_roundtrips(dsn: str, samples: int, blocks: int = 10) -> dict[str, float]:
+    """Median and p99 microseconds per `SELECT 1` round trip on a connection through the network proxy the
+    harness's faults go through (`harness.sut.network`: the built-in one, or `HARNESS_TOXIPROXY`'s), with no
+    toxic, and on a connection straight to the server. The two take turns in `blocks`, so both see the same
+    stretch of machine noise; what the proxy adds is the difference."""
+    times: dict[str, list[float]] = {"direct": [], "proxy": []}
+    network = Network()
+    network.start()
+    try:
+        through = network.link_dsn(dsn)
+        with (
+            psycopg.connect(dsn, autocommit=True) as direct,
+            psycopg.connect(through, autocommit=True) as proxied,
+        ):
+            for _ in range(blocks):
+                for name, conn in (("direct", direct), ("proxy", proxied)):
+                    for _ in range(max(1, samples // blocks)):
+                        started = time.perf_counter()
+                        conn.execute("SELECT 1").fetchone()
+                        times[name].append((time.perf_counter() - started) * 1e6)
+    finally:
+        network.close()
+    figures: dict[str, float] = {}
+    for name, micros in times.items():
+        figures[f"{name}_roundtrip_median_us"] = round(statistics.median(micros), 1)
+        figures[f"{name}_roundtrip_p99_us"] = round(statistics.quantiles(micros, n=100)[-1], 1)
+    return figures
+
+
+def add_proxy_figures(report: BenchReport, dsn: str, samples: int) -> None:
+    report.figures.update(proxy_roundtrips(dsn, samples))
+    report.ratio(
+        "proxy_vs_direct_roundtrip_median", "proxy_roundtrip_median_us", "direct_roundtrip_median_us"
+    )
+    report.ratio("proxy_vs_direct_roundtrip_p99", "proxy_roundtrip_p99_us", "direct_roundtrip_p99_us")
+
+
 def run_soak(postgres: str, minutes: float, window_s: float = 30.0) -> BenchReport:
     """The canonical step for `minutes`, in windows: the last window's rate over the first's shows decay, and
     the medians of the first and last five windows say the same with less noise."""
@@ -379,6 +419,7 @@ def run_bench(
             report.notes.append("pgqueuer is not installed, so no peer figures: pip install -e '.[peers]'")
         if "append_events_per_s_4_pgbench_clients" not in appends:
             report.notes.append("no pgbench beside the server binaries, so no pgbench append figure")
+        add_proxy_figures(report, dsn, samples=1000 if quick else 5000)
     report.ratio("worker_vs_raw_batch1", "worker_jobs_per_s_batch1", "raw_step_jobs_per_s_batch1")
     report.ratio("worker_vs_raw_batch10", "worker_jobs_per_s_batch10", "raw_step_jobs_per_s_batch10")
     report.ratio("worker_vs_pgqueuer_batch1", "worker_jobs_per_s_batch1", "pgqueuer_jobs_per_s_batch1")
