@@ -52,13 +52,13 @@ class Observer:
                 self.history.record(
                     "observer", OpType.OK, "sample", {k: _plain(v) for k, v in sample.items()}
                 )
-            except psycopg.Error as exc:
+            except Exception as exc:  # a lost sample is recorded, never a silently dead observer
                 self.history.record(
                     "observer",
                     OpType.INFO,
                     "sample",
                     None,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
                 )
                 if conn is not None:
                     conn.close()

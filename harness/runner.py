@@ -56,11 +56,11 @@ def _default_workers(sut: Sut, scenario: Scenario) -> dict[str, int]:
 def migration_plan(sut: Sut, scenario: Scenario) -> MigrationPlan:
     """The migrations a scenario deploys: all, a named set of the SUT file, or until/skip versions."""
     if scenario.migrations_set is not None:
-        chosen = sut.migration_sets.get(scenario.migrations_set)
-        if chosen is None:
-            raise NotApplicable(
-                [f"migration-set:{scenario.migrations_set}: the SUT file has no such [migration_sets] entry"]
-            )
+        name = scenario.migrations_set
+        chosen = sut.migration_sets.get(name)
+        if chosen is None or sut.capabilities.get(f"migration-set:{name}") is False:
+            why = "declared absent in the SUT file" if chosen else "the SUT file has no such [migration_sets] entry"
+            raise NotApplicable([f"migration-set:{name}: {why}"])
         return MigrationPlan(sut.migrations, chosen.until, chosen.skip)
     return MigrationPlan(sut.migrations, scenario.migrations_until, scenario.migrations_skip)
 

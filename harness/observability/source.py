@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from harness.sqlfile import named_queries
 from harness.sut.adapter import SutSql
@@ -54,7 +54,8 @@ class SutAlerts:
     def active(self, conn: psycopg.Connection[Any]) -> int:
         if not self.sql.has("alert_state"):
             return 0
-        return int(conn.execute(self.Q["alerts_active"]).fetchone()[0])
+        with conn.cursor(row_factory=tuple_row) as cur:
+            return int(cur.execute(self.Q["alerts_active"]).fetchone()[0])
 
     def history(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], ...]:
         if not self.sql.has("alert_history"):
@@ -70,10 +71,12 @@ class PackAlerts:
     name = "harness"
 
     def firing(self, conn: psycopg.Connection[Any]) -> list[str] | None:
-        return [str(r[0]) for r in conn.execute(OBS["firing"]).fetchall()]
+        with conn.cursor(row_factory=tuple_row) as cur:  # the observer's connection returns dicts
+            return [str(r[0]) for r in cur.execute(OBS["firing"]).fetchall()]
 
     def active(self, conn: psycopg.Connection[Any]) -> int:
-        return int(conn.execute(OBS["active"]).fetchone()[0])
+        with conn.cursor(row_factory=tuple_row) as cur:
+            return int(cur.execute(OBS["active"]).fetchone()[0])
 
     def history(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], ...]:
         with conn.cursor(row_factory=dict_row) as cur:

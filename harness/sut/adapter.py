@@ -23,7 +23,7 @@ import psycopg
 from harness.errors import BadInput, SutIncomplete
 from harness.sqlfile import named_queries
 from harness.sut.config import Sut
-from harness.sut.contract import RELATIONS, SutFacts, discover
+from harness.sut.contract import RELATIONS, SutFacts, discover, relation_capability
 
 # The SQL type of each optional column, so a NULL in its place has the type a query expects of it.
 NULL_TYPES = {
@@ -92,6 +92,8 @@ class SutSql:
     def _selects(self) -> dict[str, str]:
         selects: dict[str, str] = {}
         for relation in RELATIONS.values():
+            if self.sut.capabilities.get(relation_capability(relation)) is False:
+                continue  # declared absent in the SUT file: never read, even where it exists
             if relation.name in self.sut.reads:
                 selects[relation.name] = self.sut.reads[relation.name]
                 continue
@@ -136,6 +138,8 @@ class SutSql:
     # -- statements from the SUT file --------------------------------------------------------------------
     def setting_statement(self, key: str) -> str | None:
         """How to write setting `key`, or None when the pipeline cannot take it."""
+        if not self.facts.has("settings") and not self.facts.has(f"setting:{key}"):
+            return None
         statements = self.sut.setting_statements
         if key in statements:
             return statements[key]
@@ -150,6 +154,8 @@ class SutSql:
 
     def can_set(self, key: str, value: str | None = None) -> str | None:
         """None when setting `key` (to `value`) is possible; else why not, for a not-applicable verdict."""
+        if self.sut.capabilities.get(f"setting:{key}") is False:
+            return f"setting:{key}: declared absent in the SUT file"
         if key in self.sut.fixed_settings:
             fixed = self.sut.fixed_settings[key]
             if value is None or str(value) == fixed:

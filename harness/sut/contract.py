@@ -151,6 +151,10 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
 }
 
 
+# A capability and the parameterized ones that depend on it.
+FAMILIES = {"failpoints": "failpoint:", "settings": "setting:", "alerts": "alert:"}
+
+
 @dataclass(frozen=True)
 class SutFacts:
     """What discovery found in one migrated database."""
@@ -188,7 +192,7 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
             elif relation.needed:
                 missing.append(problem)
             else:
-                absent[_relation_capability(relation)] = problem
+                absent[relation_capability(relation)] = problem
             continue
         assert relation.table is not None
         found = {str(r[0]): str(r[1]) for r in _catalog(conn, "columns", table=relation.table)}
@@ -207,7 +211,7 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
         elif relation.needed:
             missing.append(f"{relation.name}: {why}")
         else:
-            absent[_relation_capability(relation)] = why
+            absent[relation_capability(relation)] = why
     for name, capability in (("compat_warnings", "compat-warnings"),):
         if name in tables:
             present[capability] = f"compat warnings read from {tables[name]}"
@@ -261,13 +265,20 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
     for set_name in sut.migration_sets:
         present[f"migration-set:{set_name}"] = "[migration_sets]"
     for capability, declared in sut.capabilities.items():
-        if not declared:  # declared absent in the SUT file: the harness will not use it even if it is there
-            present.pop(capability, None)
-            absent[capability] = "declared absent in the SUT file ([capabilities])"
+        if declared:
+            continue
+        # Declared absent in the SUT file: the harness does not use it even where it is there, nor the
+        # capabilities of its family (failpoints -> failpoint:<point>, settings -> setting:<key>, ...).
+        family = FAMILIES.get(capability)
+        for name in [n for n in present if n == capability or (family and n.startswith(family))]:
+            del present[name]
+            absent[name] = f"declared absent in the SUT file ([capabilities] {capability} = false)"
+        absent.setdefault(capability, f"declared absent in the SUT file ([capabilities] {capability} = false)")
     return SutFacts(tuple(missing), present, absent, columns, tables, projection)
 
 
-def _relation_capability(relation: Relation) -> str:
+def relation_capability(relation: Relation) -> str:
+    """The capability a relation stands for (`compat-warnings` for compat_warnings, ...)."""
     return {
         "compat_warnings": "compat-warnings",
         "settings": "settings",
