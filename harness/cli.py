@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--sut", type=Path, help="also list the scenario folders of this SUT file")
     _scenarios_arg(listing)
 
+    init = sub.add_parser(
+        "init",
+        help="write a SUT file, a scenarios folder and CI files (GitHub Actions, GitLab CI) for your pipeline",
+    )
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="DIR", help="default: .")
+
     sut = sub.add_parser("sut", help="hold a pipeline against the SUT contract")
     sut_sub = sut.add_subparsers(dest="sut_command", required=True, parser_class=_Parser)
     sut_check = sut_sub.add_parser(
@@ -448,6 +454,18 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from harness.sut.scaffold import scaffold
+
+    for written in scaffold(args.folder):
+        print(f"{'wrote' if written.created else 'kept '} {written.path}")
+    print(
+        "next: fill in harness.toml (migrations, [entry], [workers]), then `harness sut check harness.toml` "
+        "until it exits 0, then `harness run nightly --sut harness.toml`"
+    )
+    return EXIT_OK
+
+
 def cmd_sut(args: argparse.Namespace) -> int:
     from harness.provision import open_provider
     from harness.runner import requirements
@@ -512,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "scenarios": cmd_scenarios,
         "sut": cmd_sut,
+        "init": cmd_init,
         **contracts_cli.HANDLERS,
         "gate": gate_cli.run_gate,
         **observability_cli.HANDLERS,
