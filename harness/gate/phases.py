@@ -243,9 +243,16 @@ def _present(facts: GateFacts, pattern: str, functions: bool = False) -> list[st
     ]
 
 
+def _pack(facts: GateFacts) -> dict[str, Any]:
+    """Whether the harness's observability pack is installed (the KPI and alerts it provides)."""
+    return facts.rows("pack_installed")[0]
+
+
 def kpi_present(facts: GateFacts) -> Criterion:
     found = _present(facts, "event\\_to\\_job\\_gap%", functions=True)
     found += _present(facts, "event\\_to\\_job\\_gap%")
+    if _pack(facts)["kpi"]:
+        found.append("harness_obs.event_to_job_gap (the harness's observability pack)")
     return Criterion(
         "KPI event_to_job_gap present",
         bool(found),
@@ -258,14 +265,18 @@ def kpi_present(facts: GateFacts) -> Criterion:
 
 
 def alerts_present(facts: GateFacts) -> Criterion:
-    if not _present(facts, "alert\\_rules"):
+    own = bool(_present(facts, "alert\\_rules"))
+    if not own and not _pack(facts)["rules"]:
         return Criterion(
             "alerts: core trigger off, gap, backlog, retry, dead jobs",
             False,
-            ("no alert_rules table in the live schema (alerting not deployed)",),
+            (
+                "no alert_rules table in the live schema and no harness observability pack (alerting not "
+                "deployed: `harness obs install` provides the RFC's alerts)",
+            ),
         )
-    rules = facts.rows("alert_rules")
-    text = " ".join(f"{r['name']} {r['metric']}" for r in rules)
+    rules = facts.rows("alert_rules" if own else "pack_rules")
+    text = " ".join(f"{r['name']} {r['metric']}" for r in rules).replace("-", "_")
     needed = {
         "core trigger disabled": "core_trigger",
         "event_to_job_gap": "gap",

@@ -36,3 +36,11 @@ SELECT name, coalesce(metric, '') AS metric FROM alert_rules ORDER BY name
 
 -- name: execution_types
 SELECT name FROM job_types WHERE kind = 'execution' ORDER BY name
+
+-- name: pack_installed
+-- The harness's observability pack (harness obs install): the KPI and the RFC's alerts for a pipeline that
+-- has none of its own.
+SELECT to_regclass('harness_obs.event_to_job_gap') IS NOT NULL AS kpi, to_regclass('harness_obs.rules') IS NOT NULL AS rules
+
+-- name: pack_rules
+SELECT name, name AS metric FROM harness_obs.rules ORDER BY name

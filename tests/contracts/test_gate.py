@@ -170,3 +170,41 @@ def test_decision_path_through_a_live_view_is_no_go_naming_the_view(dsn: str, co
     criterion = decision_path_clean(_facts(dsn, ROOT))
     assert criterion.ok is False
     assert criterion.evidence[-1] == "cause: live view doc_status reads user_documents (pg_get_viewdef)"
+
+
+RETIRE_KPI = """
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p WHERE p.proname LIKE 'event\\_to\\_job\\_gap%' LOOP
+        EXECUTE format('ALTER FUNCTION %s RENAME TO %I', r.f, 'retired_' || md5(r.f::text));
+    END LOOP;
+    FOR r IN SELECT c.relname, c.relkind FROM pg_class c
+              WHERE c.relname LIKE 'event\\_to\\_job\\_gap%' AND c.relkind IN ('v', 'm', 'r') LOOP
+        EXECUTE format('ALTER %s %I RENAME TO %I', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN
+                       'MATERIALIZED VIEW' ELSE 'TABLE' END, r.relname, 'retired_' || r.relname);
+    END LOOP;
+END $$
+"""
+
+
+def test_a_pipeline_without_its_own_kpi_and_alerts_meets_phase_3_with_the_harness_pack(
+    dsn: str, tmp_path: Path
+) -> None:
+    """Phase 3's KPI and alerts criteria accept the observability pack the harness provides, and only it:
+    a pipeline with neither its own nor the pack is No-Go, naming `harness obs install`."""
+    import psycopg
+
+    from harness.gate.phases import alerts_present, kpi_present
+    from harness.observability import pack
+    from harness.sut.adapter import SutSql
+    from harness.sut.config import reference_sut
+
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the reference, stripped of its own KPI and alerting
+        conn.execute("ALTER TABLE alert_rules RENAME TO retired_alert_rules")
+        conn.execute(RETIRE_KPI)
+    facts = _facts(dsn, tmp_path)
+    assert not kpi_present(facts).ok and not alerts_present(facts).ok
+    assert "harness obs install" in alerts_present(facts).evidence[0]
+    pack.install(dsn, SutSql.connect(reference_sut(), dsn))
+    assert kpi_present(facts).ok and alerts_present(facts).ok
