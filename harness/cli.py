@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -156,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override every scenario's seed")
     run.add_argument("--repeat", type=int, default=1, help="run each scenario K times (flakiness check)")
     run.add_argument("--sut", type=Path, help="SUT file (default: the reference pipeline)")
+    run.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first invalid scenario (same as --maxfail 1)"
+    )
+    run.add_argument("--maxfail", type=int, metavar="N", help="stop once N scenarios are invalid")
+    run.add_argument(
+        "--workers",
+        action="append",
+        default=[],
+        metavar="ROLE=N",
+        help="run N workers of ROLE in every scenario (e.g. orchestrator=2); repeatable",
+    )
     _scenarios_arg(run)
     _postgres_arg(run)
 
@@ -231,6 +243,21 @@ def _folders(args: argparse.Namespace, sut: Any = None) -> list[Path]:
 
     extra = [*(sut.scenarios if sut is not None else ()), *args.scenarios]
     return list(dict.fromkeys([SCENARIO_DIR, *(p.resolve() for p in extra)]))
+
+
+def _workers(pairs: list[str]) -> dict[str, int]:
+    """`--workers ROLE=N` options as {role: count}, each checked."""
+    from harness.sut.config import ROLES
+
+    found = {}
+    for pair in pairs:
+        role, sep, count = pair.partition("=")
+        if not sep or role not in ROLES or not count.isdigit() or not 0 <= int(count) <= 8:
+            raise BadInput(
+                f"--workers {pair!r}: expected ROLE=N with ROLE one of {', '.join(ROLES)} and N 0-8"
+            )
+        found[role] = int(count)
+    return found
 
 
 def _sut(path: Path | None):
@@ -408,8 +435,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
+    if args.maxfail is not None and args.maxfail < 1:
+        raise BadInput(f"--maxfail must be at least 1, got {args.maxfail}")
     sut = _sut(args.sut)
-    scenarios = select(args.targets, _folders(args, sut))
+    workers = _workers(args.workers)
+    scenarios = [
+        dataclasses.replace(s, workers={**s.workers, **workers}) if workers else s
+        for s in select(args.targets, _folders(args, sut))
+    ]
     folder = args.report_dir or (Path("reports") / new_run_id())
     summary = run_session(
         scenarios,
@@ -420,6 +453,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.seed,
         progress=lambda line: print(line, flush=True),
         argv=sys.argv[1:],
+        maxfail=1 if args.fail_fast else args.maxfail,
     )
     write_reports(summary, folder)
     print(summary_table(summary))

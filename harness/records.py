@@ -225,6 +225,7 @@ class RunSummary:
     duration_s: float
     scenarios: tuple[ScenarioResult, ...]
     interrupted: bool = False
+    not_run: tuple[str, ...] = ()  # left out by --fail-fast / --maxfail once the verdict was invalid
 
     @property
     def verdict(self) -> Verdict:

@@ -75,7 +75,11 @@ def run_session(
     seed: int | None = None,
     progress: Progress = print,
     argv: Sequence[str] | None = None,
+    maxfail: int | None = None,
 ) -> RunSummary:
+    """Run the scenarios (times `repeat`) on one shared server. `maxfail`: stop once that many scenarios are
+    invalid (CI's fail-fast: a broken pipeline gets its verdict without waiting for the rest); the scenarios
+    left out are named in the summary."""
     run_id = report_dir.name
     report_dir.mkdir(parents=True, exist_ok=True)
     sha, dirty = git_state(sut.path.parent if sut.path else Path.cwd())
@@ -83,30 +87,40 @@ def run_session(
     started_wall, started = time.time(), time.monotonic()
     results: list[ScenarioResult] = []
     interrupted = False
+    not_run: list[str] = []
     pg_version = "unknown"
     try:
         with open_provider(postgres, ready_clones=1) as shared:
             pg_version = f"{shared.info().provider} {shared.info().version}"
             check_contract(shared, sut)
             total = len(scenarios) * repeat
-            for round_ in range(repeat):
-                for scenario in scenarios:
-                    if seed is not None:
-                        scenario = dataclasses.replace(scenario, seed=seed)
-                    folder = report_dir / (scenario.name if repeat == 1 else f"{scenario.name}-{round_ + 1}")
-                    progress(f"[{len(results) + 1}/{total}] {scenario.name} (seed {scenario.seed}) ...")
-                    result = run_scenario(scenario, sut, folder, shared, progress, repeat=round_)
-                    results.append(result)
-                    failing = [c.name for c in result.checks if c.verdict not in ("valid", "not-applicable")]
-                    detail = f" ({', '.join(failing)})" if failing else ""
-                    if result.verdict is Verdict.NOT_APPLICABLE:
-                        detail = f" ({'; '.join(result.not_applicable) or 'a planted bug this pipeline cannot show'})"
-                    if result.error:
-                        detail = f" (harness error: {result.error.splitlines()[0]})"
+            planned = [(round_, scenario) for round_ in range(repeat) for scenario in scenarios]
+            for position, (round_, scenario) in enumerate(planned):
+                failed = sum(r.verdict is Verdict.INVALID for r in results)
+                if maxfail is not None and failed >= maxfail:
+                    not_run = [s.name for _, s in planned[position:]]
                     progress(
-                        f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
-                        f"in {result.duration_s:.1f} s"
+                        f"stopping after {failed} invalid scenario(s) (--maxfail {maxfail}): {len(not_run)} not run"
                     )
+                    break
+                if seed is not None:
+                    scenario = dataclasses.replace(scenario, seed=seed)
+                folder = report_dir / (scenario.name if repeat == 1 else f"{scenario.name}-{round_ + 1}")
+                progress(f"[{len(results) + 1}/{total}] {scenario.name} (seed {scenario.seed}) ...")
+                result = run_scenario(scenario, sut, folder, shared, progress, repeat=round_)
+                results.append(result)
+                failing = [c.name for c in result.checks if c.verdict not in ("valid", "not-applicable")]
+                detail = f" ({', '.join(failing)})" if failing else ""
+                if result.verdict is Verdict.NOT_APPLICABLE:
+                    detail = (
+                        f" ({'; '.join(result.not_applicable) or 'a planted bug this pipeline cannot show'})"
+                    )
+                if result.error:
+                    detail = f" (harness error: {result.error.splitlines()[0]})"
+                progress(
+                    f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
+                    f"in {result.duration_s:.1f} s"
+                )
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: faults healed, processes and servers stopped; writing what ran")
@@ -121,4 +135,5 @@ def run_session(
         duration_s=time.monotonic() - started,
         scenarios=tuple(results),
         interrupted=interrupted,
+        not_run=tuple(not_run),
     )

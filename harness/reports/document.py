@@ -140,6 +140,7 @@ def report_document(summary: RunSummary, folder: Path | None = None) -> dict[str
             "started": iso(summary.started_wall),
             "duration_s": round(summary.duration_s, 3),
             "interrupted": summary.interrupted,
+            "not_run": list(summary.not_run),
             "counts": {"scenarios": len(scenarios), **tally},
             "scenarios": scenarios,
         }

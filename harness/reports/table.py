@@ -40,14 +40,19 @@ def summary_table(summary: RunSummary, folder: Path | None = None, colour: bool 
     """The table as text, columns padded to fit; `colour` adds ANSI colours to the verdicts."""
     repeated = repeated_names(summary.scenarios)
     rows = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[str] = []
     for result in summary.scenarios:
         failed, unknown = failed_and_unknown(result)
         name = case_classname(result, result.name in repeated)
         rows.append(_row(name, str(result.verdict), result.duration_s, failed, unknown))
         if result.verdict is Verdict.NOT_APPLICABLE:
-            skipped.append((name, "; ".join(result.not_applicable) or "its planted bug cannot show here"))
+            skipped.append(
+                f"not applicable: {name}: "
+                + ("; ".join(result.not_applicable) or "its planted bug cannot show here")
+            )
     where = folder if folder is not None else run_folder(summary)
+    if summary.not_run:
+        skipped.append(f"not run (stopped early by --maxfail): {', '.join(summary.not_run)}")
     return _render(rows, summary.verdict, summary.interrupted, where, colour, skipped)
 
 
@@ -61,10 +66,13 @@ def report_table(document: Mapping[str, Any], folder: Path | None = None, colour
         name = f"{s['name']}#{s.get('repeat', 0) + 1}" if repeated else s["name"]
         rows.append(_row(name, s["verdict"], s["duration_s"], s.get("failed", []), s.get("undecided", [])))
     skipped = [
-        (s["name"], "; ".join(s.get("not_applicable") or []) or "its planted bug cannot show here")
+        f"not applicable: {s['name']}: "
+        + ("; ".join(s.get("not_applicable") or []) or "its planted bug cannot show here")
         for s in scenarios
         if s["verdict"] == Verdict.NOT_APPLICABLE
     ]
+    if document.get("not_run"):
+        skipped.append(f"not run (stopped early by --maxfail): {', '.join(document['not_run'])}")
     return _render(
         rows, Verdict(document["verdict"]), bool(document.get("interrupted")), folder, colour, skipped
     )
@@ -80,7 +88,7 @@ def _render(
     interrupted: bool,
     where: Path | None,
     colour: bool,
-    skipped: list[tuple[str, str]] | None = None,
+    skipped: list[str] | None = None,
 ) -> str:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
 
@@ -99,5 +107,5 @@ def _render(
         last += " - interrupted"
     if where is not None:
         last += f" - reports in {where}"
-    notes = [f"not applicable: {name}: {why}" for name, why in skipped or []]
+    notes = list(skipped or [])
     return "\n".join([*lines, *(["", *notes] if notes else []), "", last]) + "\n"
