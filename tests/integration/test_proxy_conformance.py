@@ -354,6 +354,20 @@ def test_pipelined_messages_keep_their_latency(
     assert p90 < 1.5 * latency, f"delays grew under pipelining: min {delays[0]:.3f} p90 {p90:.3f} s"
 
 
+def test_bandwidth_zero_holds_data_until_removed(
+    api: Api, make_proxy: Callable[[str], Proxy], echo_upstream: str
+) -> None:
+    """A bandwidth of 0 KB/s is no bandwidth: 2.12 lets nothing through while the toxic is set, and hands
+    on what it held, whole, once it is removed (an interrupted bandwidth toxic writes its chunk out)."""
+    proxy = make_proxy(echo_upstream)
+    add_toxic(api, proxy, type="bandwidth", attributes={"rate": 0})
+    with connect(proxy) as sock:
+        sock.sendall(b"held")
+        assert_silent_and_open(sock)
+        assert api.call("DELETE", proxy.toxics_path("bandwidth_downstream")) == (204, None)
+        assert recv_exactly(sock, 4) == b"held"
+
+
 # --- 6: how connections end ---------------------------------------------------------------------------
 
 
