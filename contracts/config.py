@@ -191,6 +191,10 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
             problems.append("allowlist: expected the path of the allowlist file")
         else:
             values["allowlist"] = (path.parent / data["allowlist"]).resolve()
+    elif (path.parent / "contracts" / "allowlist.toml").is_file():
+        # The same default as without a config file: a config that only narrows the migrations must not
+        # silently drop the repository's allowlist (every justified exception would turn into a violation).
+        values["allowlist"] = (path.parent / "contracts" / "allowlist.toml").resolve()
     handlers = data.get("handlers", {})
     if not isinstance(handlers, dict):
         problems.append("handlers: expected a table with file and function")
