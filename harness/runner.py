@@ -59,7 +59,11 @@ def migration_plan(sut: Sut, scenario: Scenario) -> MigrationPlan:
         name = scenario.migrations_set
         chosen = sut.migration_sets.get(name)
         if chosen is None or sut.capabilities.get(f"migration-set:{name}") is False:
-            why = "declared absent in the SUT file" if chosen else "the SUT file has no such [migration_sets] entry"
+            why = (
+                "declared absent in the SUT file"
+                if chosen
+                else "the SUT file has no such [migration_sets] entry"
+            )
             raise NotApplicable([f"migration-set:{name}: {why}"])
         return MigrationPlan(sut.migrations, chosen.until, chosen.skip)
     return MigrationPlan(sut.migrations, scenario.migrations_until, scenario.migrations_skip)

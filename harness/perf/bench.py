@@ -40,8 +40,8 @@ from typing import Any
 
 import psycopg
 
-from harness.errors import HarnessError, MissingBinary
 from harness.e2e import run_e2e
+from harness.errors import HarnessError, MissingBinary
 from harness.perf.cpu import Drain, cpu_seconds
 from harness.perf.peers import pgqueuer_available, pgqueuer_drain
 from harness.provision import Provider, open_provider

@@ -273,7 +273,9 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
         for name in [n for n in present if n == capability or (family and n.startswith(family))]:
             del present[name]
             absent[name] = f"declared absent in the SUT file ([capabilities] {capability} = false)"
-        absent.setdefault(capability, f"declared absent in the SUT file ([capabilities] {capability} = false)")
+        absent.setdefault(
+            capability, f"declared absent in the SUT file ([capabilities] {capability} = false)"
+        )
     return SutFacts(tuple(missing), present, absent, columns, tables, projection)
 
 
