@@ -1,6 +1,8 @@
 """Network faults on the links between parts (workers -> Postgres, orchestrator -> services), through the
-Toxiproxy API: a partition (the link disabled: connections cut, new ones refused), added latency, a stall
-(timeout toxic: data held), or connections reset."""
+Toxiproxy API (Toxiproxy 2.12's semantics): a partition (the link disabled: connections cut, new ones
+refused), added latency, a stall (a timeout toxic of 0: data stops flowing; healing drops what it held and
+closes the connection, so clients must reconnect), or a reset (connections opened meanwhile are reset; open
+ones are closed)."""
 
 from __future__ import annotations
 
