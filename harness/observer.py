@@ -73,11 +73,18 @@ def _plain(value: Any) -> Any:
     )
 
 
-def read_final(dsn: str, sql: SutSql, alerts: AlertSource | None = None) -> FinalState:
+def read_final(
+    dsn: str,
+    sql: SutSql,
+    alerts: AlertSource | None = None,
+    side_effects: dict[str, tuple[dict[str, Any], ...]] | None = None,
+) -> FinalState:
     """Everything the checkers need, read once after the drain. Optional relations the pipeline lacks read
-    as empty; the checkers that need them say not-applicable from the record's capabilities."""
+    as empty; the checkers that need them say not-applicable from the record's capabilities.
+    `side_effects`: what each external service issued, read back by the caller (it holds their URLs)."""
     Q = sql.queries("run")
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        read_at = float(next(iter(conn.execute(Q["read_at"]).fetchone().values())))
 
         def rows(name: str, relation: str | None = None) -> tuple[dict[str, Any], ...]:
             if relation is not None and not sql.has(relation):
@@ -95,4 +102,7 @@ def read_final(dsn: str, sql: SutSql, alerts: AlertSource | None = None) -> Fina
             alert_history=alerts.history(conn) if alerts is not None else (),
             job_types={r["name"]: r["kind"] for r in rows("final_job_types")},
             settings=settings,
+            read_at=read_at,
+            kpi=rows("final_kpi") if sql.has("kpi") else None,
+            side_effects=side_effects,
         )

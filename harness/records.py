@@ -57,6 +57,7 @@ class Expectations:
     alerts_quiet: bool = True  # no other alert may fire
     gap_p99_s: float | None = None  # event_to_job_gap p99 outside fault windows
     throughput_min_ratio: float | None = None  # completed flows/s over requested flows/s
+    outcomes: tuple[str, ...] = ("anchored", "failed")  # how this scenario's faults may close a flow
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Scenario:
     migrations_skip: tuple[str, ...] = ()
     migrations_set: str | None = None  # a named set of the SUT file's [migration_sets]
     drain_timeout_s: float = 30.0
+    stall_s: float = 6.0  # the drain gives up once nothing has moved this long (work left, nothing scheduled)
     own_server: bool = False  # server faults (restart, crash, pause) get a private Postgres
     path: Path | None = None
 
@@ -107,6 +109,11 @@ class FinalState:
     alert_history: tuple[Mapping[str, Any], ...] = ()  # {"rule", "state", "at" (epoch s), "value"}
     job_types: Mapping[str, str] = field(default_factory=dict)  # name -> kind
     settings: Mapping[str, str] = field(default_factory=dict)
+    read_at: float | None = None  # the database clock when the final read began (epoch s)
+    kpi: tuple[Mapping[str, Any], ...] | None = (
+        None  # the pipeline's own event_to_job_gap rows, if it has one
+    )
+    side_effects: Mapping[str, tuple[Mapping[str, Any], ...]] | None = None  # service -> what it issued
 
 
 @dataclass(frozen=True)

@@ -129,16 +129,29 @@ def prepare_database(dsn: str, scenario: Scenario, sql: SutSql) -> None:
     sql.write_settings(dsn, dict(scenario.settings))
 
 
-def drain(dsn: str, timeout_s: float, sql: SutSql, quiet_polls: int = 3) -> tuple[bool, float]:
+def drain(
+    dsn: str, timeout_s: float, sql: SutSql, stall_s: float = 6.0, quiet_polls: int = 3
+) -> tuple[bool, float]:
     """Wait until no job is queued, running or retrying for a few polls in a row, so a merely late job is not
-    called lost. Returns whether the queue went quiet, and the seconds it took."""
+    called lost. Returns whether the queue went quiet, and the seconds it took.
+
+    It gives up early when nothing has moved for `stall_s` (no job changed status, no run started or ended)
+    while work is left and nothing is scheduled for later (a retry's backoff): a broken pipeline then gets its
+    verdict (the stuck jobs are named by no_stuck_job) in seconds instead of waiting out the whole timeout."""
     started = time.monotonic()
     quiet = 0
-    query = sql.queries("run")["unfinished"]
+    query = sql.queries("run")["progress"]
+    last: tuple[Any, ...] | None = None
+    still_since = started
     while time.monotonic() - started < timeout_s:
-        quiet = quiet + 1 if _count(dsn, lambda conn: int(conn.execute(query).fetchone()[0])) == 0 else 0
+        state = _read(dsn, lambda conn: tuple(conn.execute(query).fetchone()))
+        quiet = quiet + 1 if state is not None and state[0] == 0 else 0
         if quiet >= quiet_polls:
             return True, time.monotonic() - started
+        if state is None or state != last:
+            last, still_since = state, time.monotonic()
+        elif state[-1] == 0 and time.monotonic() - still_since >= stall_s:
+            return False, time.monotonic() - started
         time.sleep(0.3)
     return False, time.monotonic() - started
 
@@ -157,11 +170,17 @@ def settle_alerts(dsn: str, timeout_s: float, alerts: AlertSource, quiet_polls: 
 
 
 def _count(dsn: str, read: Callable[[psycopg.Connection[Any]], int]) -> int:
+    value = _read(dsn, read)
+    return -1 if value is None else value
+
+
+def _read(dsn: str, read: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    """One read on a fresh connection; None when the server cannot be reached (a fault still healing)."""
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
             return read(conn)
     except psycopg.OperationalError:
-        return -1
+        return None
 
 
 def _json_default(value: Any) -> Any:
@@ -313,12 +332,17 @@ def record_scenario(
             stop.set()
             nemesis.heal_all()
         progress(f"    {scenario.name}: draining (up to {scenario.drain_timeout_s:g} s)")
-        drained, took = drain(dsn, scenario.drain_timeout_s, sql)
+        drained, took = drain(dsn, scenario.drain_timeout_s, sql, scenario.stall_s)
         settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0), alerts)
         observer.stop()
-        final = read_final(dsn, sql, alerts)
+        final = read_final(dsn, sql, alerts, system.side_effects())
         capabilities = {**sql.facts.present, **system.found, **alert_capabilities(sql)}
-    conventions = dataclasses.asdict(sut.conventions)
+    conventions: dict[str, Any] = dataclasses.asdict(sut.conventions)
+    conventions["side_effects"] = {
+        service: job_type
+        for service, job_type in sut.side_effects.items()
+        if f"side-effects:{service}" in capabilities
+    }
     record = RunRecord(
         scenario=scenario,
         ops=tuple(history.ops()),

@@ -31,6 +31,10 @@ DEFAULT_CHECKS = (
     "faults_took_effect",
     "drained",
     "requests_accepted",
+    "exclusive_runs",
+    "no_stuck_job",
+    "kpi_agrees",
+    "one_side_effect_per_job",
 )
 ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
 TOP = {
@@ -46,6 +50,7 @@ TOP = {
     "workers",
     "migrations",
     "drain_timeout_s",
+    "stall_s",
 }
 
 
@@ -182,8 +187,18 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
         problems.add("expect", data, "a mapping")
         data = {}
     problems.unknown_keys(
-        "expect", data, {"checks", "catch", "alerts", "quiet", "gap_p99_s", "throughput_min_ratio"}
+        "expect",
+        data,
+        {"checks", "catch", "alerts", "quiet", "gap_p99_s", "throughput_min_ratio", "outcomes"},
     )
+    outcomes = data.get("outcomes", ["anchored", "failed"])
+    if (
+        not isinstance(outcomes, list)
+        or not outcomes
+        or not all(o in ("anchored", "failed") for o in outcomes)
+    ):
+        problems.add("expect.outcomes", outcomes, "a non-empty list of: anchored, failed")
+        outcomes = ["anchored", "failed"]
     names = known_checks()
     lists: dict[str, tuple[str, ...]] = {}
     for key, default in (("checks", DEFAULT_CHECKS), ("catch", ())):
@@ -248,6 +263,7 @@ def _expect(data: Any, problems: _Problems) -> Expectations:
         alerts_quiet=quiet is True,
         gap_p99_s=gap,
         throughput_min_ratio=ratio,
+        outcomes=tuple(outcomes),
     )
 
 
@@ -309,6 +325,8 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
         problems.add("profile", profile, "the name of an alert profile, e.g. fast")
     drain = data.get("drain_timeout_s", 30)
     _number(problems, "drain_timeout_s", drain, 1)
+    stall = data.get("stall_s", 6)
+    _number(problems, "stall_s", stall, 1)
     faults = _faults(data.get("faults"), problems)
     scenario = Scenario(
         name=str(name),
@@ -325,6 +343,7 @@ def parse_scenario(data: Any, file: str, path: Path | None = None) -> tuple[Scen
         migrations_skip=tuple(skip),
         migrations_set=migration_set if isinstance(migration_set, str) else None,
         drain_timeout_s=float(drain) if isinstance(drain, (int, float)) else 30.0,
+        stall_s=float(stall) if isinstance(stall, (int, float)) and not isinstance(stall, bool) else 6.0,
         own_server=any(REGISTRY[f.fault].needs_own_server for f in faults),
         path=path,
     )

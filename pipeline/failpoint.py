@@ -9,6 +9,11 @@ fires N times in all, across restarts of the worker.
 
 Actions: `crash` (SIGKILL this process), `hang` or `hang(S)` (sleep S seconds, forever if absent),
 `raise` or `raise(message)`, `sleep(MS)`, `off`; an optional `N*` prefix limits the hits that act.
+
+A failpoint can be scoped to a job type, `name@type` (e.g. `orchestrator.before_result_event@tsa`): it acts
+only when the work at that point includes a job of that type, so a crash after a side effect can be aimed at
+the steps that call an external service rather than at whichever batch comes first. Hits of a scoped
+failpoint are counted under its scoped name.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pipeline.errors import FailpointError, PipelineError
@@ -63,8 +68,10 @@ def parse_spec(spec: str) -> dict[str, Action]:
         name, sep, action = part.partition("=")
         if not sep:
             raise BadFailpoint(f"bad failpoint {part!r}; expected name=action")
-        if name.strip() not in POINTS:
-            raise BadFailpoint(f"unknown failpoint {name.strip()!r}; known: {', '.join(POINTS)}")
+        if name.strip().partition("@")[0] not in POINTS:
+            raise BadFailpoint(
+                f"unknown failpoint {name.strip()!r}; known: {', '.join(POINTS)} (each may be @type)"
+            )
         armed[name.strip()] = parse_action(action)
     return armed
 
@@ -86,11 +93,18 @@ class Failpoints:
                 continue  # a bad row must not take a worker down; the arming call validated what it could
         self._armed = fresh
 
-    def hit(self, name: str) -> None:
-        action = self._armed.get(name)
+    def hit(self, name: str, job_types: Iterable[str] = ()) -> None:
+        """Act if `name` is armed, or `name@type` for one of the job types of the work at this point."""
+        key, action = name, self._armed.get(name)
+        if action is None:
+            for job_type in sorted(set(job_types)):
+                scoped = self._armed.get(f"{name}@{job_type}")
+                if scoped is not None:
+                    key, action = f"{name}@{job_type}", scoped
+                    break
         if action is None or action.verb == "off":
             return
-        hits = self._record(name, action.text)
+        hits = self._record(key, action.text)
         if action.count is not None and hits > action.count:
             return
         if action.verb == "crash":

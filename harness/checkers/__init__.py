@@ -17,12 +17,16 @@ from harness.checkers import (
     alerts_quiet,
     compat_warnings,
     drained,
+    exclusive_runs,
     faults_took_effect,
     flows_complete,
     gap_slo,
+    kpi_agrees,
     no_duplicate_job,
     no_lost_job,
+    no_stuck_job,
     one_result_per_job,
+    one_side_effect_per_job,
     requests_accepted,
     strict_gateway,
     throughput_slo,
@@ -49,6 +53,10 @@ CHECKERS: dict[str, Checker] = {
         faults_took_effect,
         drained,
         requests_accepted,
+        exclusive_runs,
+        no_stuck_job,
+        kpi_agrees,
+        one_side_effect_per_job,
     )
 }
 

@@ -22,6 +22,8 @@ class Transition:
     at: float
     source: str  # "alert_history" or "sample"
     value: Any = None
+    for_s: float | None = None  # the rule's `for`, where the history says it
+    active_since: float | None = None  # when the pipeline says the condition began (pending), where it says
 
     def row(self) -> dict[str, Any]:
         return {
@@ -40,8 +42,17 @@ def transitions(record: RunRecord) -> dict[str, list[Transition]]:
         at = epoch(row.get("at"))
         if at is None or not row.get("rule"):
             continue
+        for_s = row.get("for_s")
         found.setdefault(str(row["rule"]), []).append(
-            Transition(str(row["rule"]), str(row.get("state")), at, "alert_history", row.get("value"))
+            Transition(
+                str(row["rule"]),
+                str(row.get("state")),
+                at,
+                "alert_history",
+                row.get("value"),
+                float(for_s) if isinstance(for_s, int | float) and not isinstance(for_s, bool) else None,
+                epoch(row.get("active_since")),
+            )
         )
     from_samples = _from_samples(observer_samples(record))
     for rule, rows in from_samples.items():

@@ -59,6 +59,18 @@ def check(record: RunRecord) -> CheckResult:
             )
             continue
         fired += 1
+        early = _early(rows, fired_at, start)
+        if early is not None:
+            anomalies.append(
+                Anomaly(
+                    "early-alert",
+                    f"alert {want.rule} fired at {clock(fired_at)}, {early[0]:.2f} s after its condition could "
+                    f"have begun (at {clock(early[1])}), before its `for` of {early[2]:g} s had elapsed: the "
+                    "evaluator fires on a blip, and pages on every transient",
+                    entities,
+                    witnesses,
+                )
+            )
         if fired_at - start > want.within_s:
             anomalies.append(
                 Anomaly(
@@ -96,6 +108,25 @@ def check(record: RunRecord) -> CheckResult:
             **({"not_applicable": skipped} if lacking else {}),
         },
     )
+
+
+EARLY_TOLERANCE_S = 0.05  # evaluations are instants of the database clock; a tick's rounding is not early
+
+
+def _early(rows: list[Transition], fired_at: float, start: float) -> tuple[float, float, float] | None:
+    """(seconds held, condition start, for) when the rule fired before its `for` had elapsed since its
+    condition could have begun: not before the fault started, nor before the pipeline says it began. None when
+    it waited long enough, was firing already, or its `for` is unknown."""
+    if firing_at(rows, start - 1e-6):
+        return None
+    firing = next((t for t in rows if t.state == "firing" and abs(t.at - fired_at) < 1e-6), None)
+    if firing is None or firing.for_s is None:
+        return None
+    began = max(start, firing.active_since) if firing.active_since is not None else start
+    held = fired_at - began
+    if held < firing.for_s - EARLY_TOLERANCE_S:
+        return held, began, firing.for_s
+    return None
 
 
 def _fired_at(rows: list[Transition], start: float) -> float | None:

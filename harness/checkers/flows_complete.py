@@ -94,7 +94,10 @@ def check(record: RunRecord) -> CheckResult:
                     tuple(event_row(entity_id, e) for e in closing),
                 )
             )
+        allowed = record.scenario.expect.outcomes
         for event in closing:
+            if event.get("type") == FAILED and "failed" not in allowed:
+                anomalies.append(_unexpected_outcome(record, entity_id, event, evs))
             if event.get("type") == FAILED and not _explained(event, evs):
                 anomalies.append(
                     Anomaly(
@@ -117,6 +120,7 @@ def check(record: RunRecord) -> CheckResult:
         "anchored": anchored,
         "failed": failed,
         "incomplete": sum(1 for a in anomalies if a.kind == "incomplete"),
+        "unexpected_outcomes": sum(1 for a in anomalies if a.kind == "unexpected-outcome"),
     }
     if not anomalies:
         return CheckResult(NAME, Verdict.VALID, (), counts)
@@ -130,6 +134,27 @@ def check(record: RunRecord) -> CheckResult:
             "final read: they may be late rather than stuck",
         )
     return CheckResult(NAME, Verdict.INVALID, tuple(anomalies), counts)
+
+
+def _unexpected_outcome(record: RunRecord, entity_id: str, failure: Row, events: list[Row]) -> Anomaly:
+    """A flow failed where the scenario's faults may not fail one (a 2-second outage, a stale projection):
+    the pipeline turned a transient fault into a lost document. Names the failed job's reason."""
+    causes = [
+        e for e in events if (match := JOB_EVENT.match(str(e.get("type", "")))) and match.group(2) == "failed"
+    ]
+    why = "; ".join(
+        f"{c.get('type')} at {clock(epoch(c.get('at')))}: {(c.get('payload') or {}).get('error') or (c.get('payload') or {}).get('reason') or 'no reason given'}"
+        for c in causes[:3]
+    )
+    at = epoch(failure.get("at"))
+    return Anomaly(
+        "unexpected-outcome",
+        f"entity {short(entity_id)}: document.failed at {clock(at)}, but this scenario's faults may only end a "
+        f"flow {' or '.join(record.scenario.expect.outcomes)}{during(record, at)}"
+        + (f"; cause: {why}" if why else ""),
+        (entity_id,),
+        (event_row(entity_id, failure), *(event_row(entity_id, c) for c in causes[:3])),
+    )
 
 
 def _explained(failure: Row, events: list[Row]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,42 @@ import psutil
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
 from harness.sut.config import FAILPOINT_ACTIONS, FAILPOINT_POINTS, ROLES
+
+# The kind of job each role holds: a kill or a pause of that role proves something only while it holds one.
+ROLE_KIND = {"fase1-executor": "decision", "orchestrator": "execution"}
+IN_FLIGHT_WAIT_S = 5.0
+
+
+def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
+    """Wait (up to a bound) until workers of `role` hold at least one job; how many they hold then (None for
+    a role that holds no jobs: the scheduler, the monitor). Hitting an idle worker proves nothing about
+    recovery, so the fault strikes when there is work in flight, or its read-back says there was none."""
+    kind = ROLE_KIND.get(role)
+    if kind is None:
+        return None
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+    held = 0
+    while True:
+        held = int(ctx.sql("in_flight", {"kind": kind})[0][0])
+        if held > 0 or time.monotonic() >= deadline:
+            return held
+        time.sleep(0.02)
+
+
+def _victims(ctx: FaultContext, role: str, count: int) -> list[Any]:
+    """The role's workers to strike: all of them (count 0), or the first `count`."""
+    workers = ctx.system.workers(role)
+    return workers if count <= 0 else workers[:count]
+
+
+def _held(ctx: FaultContext) -> tuple[bool, str]:
+    held = ctx.state.get("in_flight")
+    if held is None:
+        return True, ""
+    return (
+        held > 0,
+        f"; {held} job(s) in flight when it struck" if held else "; no job was in flight within 5 s",
+    )
 
 
 def _restart_dead(ctx: FaultContext) -> list[str]:
@@ -24,26 +61,33 @@ def _restart_dead(ctx: FaultContext) -> list[str]:
 @register
 class KillWorker(Fault):
     name = "kill-worker"
-    description = "SIGKILL every worker of a role mid-whatever it is doing; heal restarts them"
-    params = {"role": Param(str, "orchestrator", ROLES)}
+    description = (
+        "SIGKILL the workers of a role (all, or `count` of them) while they hold work (it waits up to 5 s for a "
+        "job in flight); heal restarts them"
+    )
+    params = {"role": Param(str, "orchestrator", ROLES), "count": Param(int, 0)}
 
     @classmethod
     def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
         return (f"role:{params.get('role', 'orchestrator')}",)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        victims = ctx.system.workers(param(ctx, "role", KillWorker))
+        role = param(ctx, "role", KillWorker)
+        ctx.state["in_flight"] = _wait_for_work(ctx, role)
+        victims = _victims(ctx, role, param(ctx, "count", KillWorker))
         for managed in victims:
             ctx.system.supervisor.kill(managed.name)
         ctx.state["victims"] = [m.name for m in victims]
-        return {"killed": ctx.state["victims"]}
+        return {"killed": ctx.state["victims"], "in_flight": ctx.state["in_flight"]}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         names = ctx.state.get("victims", [])
         dead = [n for n in names if not ctx.system.supervisor.get(n).alive]
-        return bool(names) and len(dead) == len(
-            names
-        ), f"seen dead: {', '.join(dead) or 'none'} of {len(names)}"
+        held, note = _held(ctx)
+        return (
+            bool(names) and len(dead) == len(names) and held,
+            f"seen dead: {', '.join(dead) or 'none'} of {len(names)}{note}",
+        )
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         return {"restarted": _restart_dead(ctx)}
@@ -53,20 +97,23 @@ class KillWorker(Fault):
 class PauseWorker(Fault):
     name = "pause-worker"
     description = (
-        "SIGSTOP every worker of a role (it holds its leases and connections, frozen); heal SIGCONTs"
+        "SIGSTOP the workers of a role (all, or `count` of them) while they hold work: frozen with their "
+        "leases and connections; heal SIGCONTs"
     )
-    params = {"role": Param(str, "orchestrator", ROLES)}
+    params = {"role": Param(str, "orchestrator", ROLES), "count": Param(int, 0)}
 
     @classmethod
     def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
         return (f"role:{params.get('role', 'orchestrator')}",)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        victims = ctx.system.workers(param(ctx, "role", PauseWorker))
+        role = param(ctx, "role", PauseWorker)
+        ctx.state["in_flight"] = _wait_for_work(ctx, role)
+        victims = _victims(ctx, role, param(ctx, "count", PauseWorker))
         for managed in victims:
             ctx.system.supervisor.pause(managed.name)
         ctx.state["victims"] = [m.name for m in victims]
-        return {"paused": ctx.state["victims"]}
+        return {"paused": ctx.state["victims"], "in_flight": ctx.state["in_flight"]}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         states = []
@@ -76,7 +123,11 @@ class PauseWorker(Fault):
             except psutil.Error:
                 states.append("gone")
         stopped = [s for s in states if s == psutil.STATUS_STOPPED]
-        return bool(states) and len(stopped) == len(states), f"process states: {', '.join(states) or 'none'}"
+        held, note = _held(ctx)
+        return (
+            bool(states) and len(stopped) == len(states) and held,
+            f"process states: {', '.join(states) or 'none'}{note}",
+        )
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         for name in ctx.state.get("victims", []):
@@ -94,14 +145,19 @@ class Failpoint(Fault):
     params = {
         "point": Param(str, None, FAILPOINT_POINTS, required=True),
         "action": Param(str, "crash-once", FAILPOINT_ACTIONS),
+        "job_type": Param(str, None),  # only where the work at that point includes a job of this type
     }
 
     @classmethod
     def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
-        return (f"failpoint:{params.get('point')}",)
+        scoped = ("failpoint-scope",) if params.get("job_type") else ()
+        return (f"failpoint:{params.get('point')}", *scoped)
 
     def _name(self, ctx: FaultContext) -> str:
-        return ctx.sut_sql.failpoint(ctx.params["point"])
+        name = ctx.sut_sql.failpoint(ctx.params["point"])
+        job_type = ctx.params.get("job_type")
+        template = ctx.sut_sql.sut.failpoints.scoped
+        return template.format(name=name, job_type=job_type) if job_type and template else name
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         action = ctx.sut_sql.failpoint_action(param(ctx, "action", Failpoint))

@@ -52,3 +52,7 @@ UPDATE document_entities
 
 -- name: dead_jobs_for
 SELECT count(*) FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s) AND status = 'dead'
+
+-- name: in_flight
+-- Jobs of a kind held by a worker right now: a kill or pause proves something only when there are some.
+SELECT count(*) FROM {jobs} AS j WHERE status = 'running' AND kind = %(kind)s

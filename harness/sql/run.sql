@@ -38,7 +38,8 @@ SELECT id::text AS id, events FROM {entities} AS e ORDER BY created_at, id
 SELECT id, job_type, kind, entity_id::text AS entity_id, dedupe_key, status, attempts, max_attempts,
        source_event_id::text AS source_event_id, correlation_id::text AS correlation_id, trace_id::text AS trace_id,
        materialized_via, last_error, extract(epoch FROM created_at)::float8 AS created_at,
-       extract(epoch FROM finished_at)::float8 AS finished_at
+       extract(epoch FROM finished_at)::float8 AS finished_at,
+       extract(epoch FROM lease_expires_at)::float8 AS lease_expires_at
   FROM {jobs} AS j ORDER BY id
 
 -- name: final_runs
@@ -61,3 +62,21 @@ SELECT name, kind FROM {job_types} AS t
 
 -- name: final_settings
 SELECT key, value::text AS value FROM {settings} AS s
+
+-- name: read_at
+SELECT extract(epoch FROM clock_timestamp())::float8
+
+-- name: final_kpi
+-- The pipeline's own event_to_job_gap KPI ([reads] kpi): one row per job.<type>.required event it knows.
+SELECT entity_id::text AS entity_id, event_id::text AS event_id, status::text AS status FROM {kpi} AS k
+
+-- name: progress
+-- What moves while a pipeline works: jobs by status, runs started and ended. Unchanged for a while with work
+-- left and nothing scheduled for later (a retry's backoff) means nothing will move any more.
+SELECT (SELECT count(*) FILTER (WHERE status IN ('queued', 'running', 'retrying')) FROM {jobs} AS j) AS unfinished,
+       (SELECT count(*) FROM {jobs} AS j) AS jobs,
+       (SELECT count(*) FILTER (WHERE status IN ('succeeded', 'dead')) FROM {jobs} AS j) AS final,
+       (SELECT count(*) FROM {runs} AS r) AS runs,
+       (SELECT count(*) FILTER (WHERE finished_at IS NOT NULL) FROM {runs} AS r) AS runs_ended,
+       (SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying') AND run_at > clock_timestamp())
+          FROM {jobs} AS j) AS scheduled_later

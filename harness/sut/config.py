@@ -46,6 +46,7 @@ READS = (
     "settings",
     "alert_state",
     "alert_history",
+    "kpi",
 )
 # Failpoint places the harness's scenarios name, by what happens there, not by any pipeline's names.
 FAILPOINT_POINTS = (
@@ -86,6 +87,7 @@ TOP = {
     "migration_sets",
     "capabilities",
     "env",
+    "side_effects",
 }
 
 
@@ -113,6 +115,7 @@ class Failpoints:
     arm: str | None = None  # %(name)s, %(action)s
     disarm: str | None = None  # %(name)s
     hits: str | None = None  # %(name)s -> one integer
+    scoped: str | None = None  # a failpoint's name scoped to one job type, with {name} and {job_type}
     points: Mapping[str, str] = field(default_factory=dict)
     actions: Mapping[str, str] = field(
         default_factory=lambda: {"crash": "crash", "crash-once": "1*crash", "hang": "hang", "error": "raise"}
@@ -172,6 +175,7 @@ class Sut:
     conventions: Conventions = field(default_factory=Conventions)
     migration_sets: Mapping[str, MigrationSet] = field(default_factory=dict)
     capabilities: Mapping[str, bool] = field(default_factory=dict)  # declared present or absent
+    side_effects: Mapping[str, str] = field(default_factory=dict)  # service -> the job type that calls it
     path: Path | None = None
 
     def worker_command(self, role: str, **values: str) -> list[str]:
@@ -323,6 +327,7 @@ class _Reader:
             conventions=self.conventions(self.table(data, "conventions")),
             migration_sets=sets,
             capabilities=capabilities,
+            side_effects=self.strings(self.table(data, "side_effects"), "side_effects"),
             path=self.path.resolve(),
         )
 
@@ -342,7 +347,11 @@ class _Reader:
         return Entry(request, tuple(command))
 
     def failpoints(self, table: Mapping[str, Any]) -> Failpoints:
-        self.unknown(table, {"arm", "disarm", "hits", "points", "actions"}, "failpoints.")
+        self.unknown(table, {"arm", "disarm", "hits", "scoped", "points", "actions"}, "failpoints.")
+        scoped = self.text(table, "scoped", "failpoints.")
+        if scoped is not None and not ("{name}" in scoped and "{job_type}" in scoped):
+            self.note("failpoints.scoped", "a name with {name} and {job_type}, e.g. {name}@{job_type}")
+            scoped = None
         points = self.strings(self.table(table, "points"), "failpoints.points")
         self.unknown(points, FAILPOINT_POINTS, "failpoints.points.")
         actions = self.strings(self.table(table, "actions"), "failpoints.actions")
@@ -351,6 +360,7 @@ class _Reader:
             arm=self.text(table, "arm", "failpoints."),
             disarm=self.text(table, "disarm", "failpoints."),
             hits=self.text(table, "hits", "failpoints."),
+            scoped=scoped,
             points=points,
             actions={**Failpoints().actions, **actions},
         )

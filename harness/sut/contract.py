@@ -89,6 +89,8 @@ RELATIONS: dict[str, Relation] = {
         ),
         Relation("settings", "pipeline_settings", ("key", "value"), needed=False),
         Relation("alert_state", "alert_state", ("rule", "state"), needed=False),
+        # The pipeline's own KPI: only through [reads] kpi (no default table: the RFC names no object for it).
+        Relation("kpi", None, ("entity_id", "event_id", "status"), needed=False),
         Relation(
             "alert_history",
             "alert_history",
@@ -144,6 +146,14 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
         "the pipeline evaluates its own alerts (alert_history, a rule mapping in [alerts.rules])",
         "expected and quiet alerts judged on the pipeline's own alerting (else on the harness's pack)",
     ),
+    "kpi": (
+        "the pipeline's own event_to_job_gap KPI is readable ([reads] kpi: entity_id, event_id, status)",
+        "kpi_agrees: the KPI cross-checked against the raw rows",
+    ),
+    "side-effects": (
+        "the external services say what they issued per job ([side_effects] and /_admin/issued)",
+        "one_side_effect_per_job: a token, a receipt per job, none twice",
+    ),
     "heartbeats": (
         "workers record heartbeats (worker_heartbeats)",
         "the worker-absent alert; the harness otherwise sees a worker ready once it holds a connection",
@@ -152,7 +162,7 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
 
 
 # A capability and the parameterized ones that depend on it.
-FAMILIES = {"failpoints": "failpoint:", "settings": "setting:", "alerts": "alert:"}
+FAMILIES = {"failpoints": "failpoint", "settings": "setting:", "alerts": "alert:"}
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,9 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
             else:
                 absent[relation_capability(relation)] = problem
             continue
-        assert relation.table is not None
+        if relation.table is None:
+            absent[relation_capability(relation)] = f"no [reads] {relation.name} in the SUT file"
+            continue
         found = {str(r[0]): str(r[1]) for r in _catalog(conn, "columns", table=relation.table)}
         if found:
             columns[relation.table] = found
@@ -212,9 +224,11 @@ def discover(conn: psycopg.Connection[Any], sut: Sut) -> SutFacts:
             missing.append(f"{relation.name}: {why}")
         else:
             absent[relation_capability(relation)] = why
-    for name, capability in (("compat_warnings", "compat-warnings"),):
-        if name in tables:
-            present[capability] = f"compat warnings read from {tables[name]}"
+    if "compat_warnings" in tables:
+        present["compat-warnings"] = f"compat warnings read from {tables['compat_warnings']}"
+    if "kpi" in tables:
+        present["kpi"] = "the pipeline's event_to_job_gap KPI ([reads] kpi)"
+        absent.pop("kpi", None)
     jobs_cols = columns.get("executor_jobs", {})
     if "jobs" in sut.reads or "materialized_via" in jobs_cols:
         present["materialized-via"] = (
@@ -331,6 +345,12 @@ def _failpoints(
         present["failpoints"] = "[failpoints] arm, disarm, hits"
     else:
         absent["failpoints"] = "no [failpoints] arm, disarm and hits statements in the SUT file"
+    if "failpoints" in present and fp.scoped:
+        present["failpoint-scope"] = f"[failpoints] scoped = {fp.scoped!r}"
+    else:
+        absent["failpoint-scope"] = (
+            "no [failpoints] scoped name template: a failpoint cannot be aimed at one job type"
+        )
     for point in FAILPOINT_POINTS:
         if "failpoints" in present and point in fp.points:
             present[f"failpoint:{point}"] = f"failpoint {fp.points[point]}"

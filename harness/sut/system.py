@@ -6,12 +6,14 @@ workers, each under the supervisor so faults can kill, pause or restart any of t
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -71,13 +73,17 @@ class RunningSystem:
         self.sql.write_settings(self.dsn, {**self.sut.settings, **self.options.settings})
         for name, command in self.sut.services.items():
             argv = [
-                part.replace("{python}", sys.executable).replace("{sut_dir}", self._sut_dir)
+                part.replace("{python}", sys.executable)
+                .replace("{sut_dir}", self._sut_dir)
+                .replace("{state_dir}", str(self.supervisor.log_dir))
                 for part in command
             ]
             managed = self.supervisor.start(name, argv, env=self.sut.env, wait_url_s=15)
             self.urls[name] = managed.url or ""
             if _answers(self.urls[name] + "/_admin/config"):
                 self.found[f"service-admin:{name}"] = f"{name} answers /_admin/config"
+            if name in self.sut.side_effects and _answers(self.urls[name] + "/_admin/issued"):
+                self.found[f"side-effects:{name}"] = f"{name} answers /_admin/issued"
         self.worker_urls = dict(self.urls)
         if self.options.network:
             from harness.sut.network import Network
@@ -147,6 +153,21 @@ class RunningSystem:
             self.supervisor.kill(name)
         managed = self.supervisor.start(name, argv, env=old.env, wait_url_s=15)
         self.urls[name] = managed.url or self.urls[name]
+
+    def side_effects(self) -> dict[str, tuple[dict[str, Any], ...]] | None:
+        """What each service that can say so issued (`/_admin/issued`), for the final read; None when none
+        can. A service that stopped answering makes the read-back of all of them void (None): a partial list
+        would read as missing side effects."""
+        found: dict[str, tuple[dict[str, Any], ...]] = {}
+        for name in self.sut.side_effects:
+            if f"side-effects:{name}" not in self.found:
+                continue
+            try:
+                with urllib.request.urlopen(self.urls[name] + "/_admin/issued", timeout=5) as answer:
+                    found[name] = tuple(json.loads(answer.read()).get("issued", ()))
+            except (urllib.error.URLError, OSError, ValueError):
+                return None
+        return found or None
 
     def workers(self, role: str | None = None) -> list[Managed]:
         return [

@@ -10,9 +10,10 @@ import argparse
 import random
 import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
-from pipeline.services.base import Knobs, Service, knob_problem, serve, updated_knobs
+from pipeline.services.base import Journal, Knobs, Service, knob_problem, serve, updated_knobs
 from pipeline.services.ledger import Ledger
 from pipeline.services.tsa import TimestampAuthority
 from pipeline.supervised import BadSupervisor, supervisor_pid
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--key-hex", default=None, metavar="HEX", help="HMAC signing key, at least 16 bytes as hex"
     )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="remember what was issued in FILE (JSON lines), so a restarted service goes on where it stopped",
+    )
     return parser
 
 
@@ -105,11 +113,16 @@ def parse(argv: list[str] | None) -> tuple[Service, str, int, Knobs, int | None]
         supervisor = supervisor_pid()
     except BadSupervisor as exc:
         problems.append(str(exc))
+    if args.journal is not None and not args.journal.parent.is_dir():
+        problems.append(
+            f"--journal: {args.journal.parent} is not a folder; give a file in an existing folder"
+        )
     if problems:
         fail("; ".join(problems), 3)
     knobs = updated_knobs(Knobs(), settings)
     kind = TimestampAuthority if args.service == "tsa" else Ledger
-    service: Service = kind(key=key) if key else kind()
+    journal = Journal(args.journal)
+    service: Service = kind(key=key, journal=journal) if key else kind(journal=journal)
     return service, args.host, args.port, knobs, supervisor
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
@@ -201,25 +202,71 @@ def check_fields(body: dict[str, Any], allowed: tuple[str, ...], problems: list[
             problems.append(f"{name}: unknown field; expected only: {', '.join(allowed)}")
 
 
+class Journal:
+    """Append-only JSON lines a service replays when it starts, so a restarted service remembers what it
+    issued, as a real one with storage does (without one, a service killed mid-run forgets, and a retried
+    request after the restart gets a second token where the first was already issued)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def lines(self) -> list[dict[str, Any]]:
+        if self.path is None or not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill mid-write: that answer was never sent either
+        return found
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with self._lock, self.path.open("a", encoding="utf-8") as sink:
+            sink.write(json.dumps(record, sort_keys=True) + "\n")
+
+
 class IdempotencyStore:
     """Answers remembered per ``Idempotency-Key``, so a replayed key gets the byte-identical answer.
 
     One lock guards both the lookup and the production of a new answer: two concurrent requests with the
-    same key can never both apply their side effect.
+    same key can never both apply their side effect. Every answer produced is a side effect issued, kept
+    (with its job id) for ``GET /_admin/issued`` and written to the journal when there is one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[str, bytes]] = {}
+        self._issued: list[dict[str, Any]] = []
         self.replays = 0
+        self.journal = journal or Journal(None)
+        for line in self.journal.lines():
+            if line.get("kind") == "answer":
+                self._answers[line["key"]] = (line["fingerprint"], line["body"].encode())
+                self._issued.append({k: line.get(k) for k in ("key", "job_id", "at")})
 
-    def answer(self, key: str, fingerprint: str, produce: Callable[[], bytes]) -> Response:
+    def issued(self) -> list[dict[str, Any]]:
+        """Every side effect this service applied: key, job id, time; a replayed key is not a new one."""
+        with self._lock:
+            return [dict(item) for item in self._issued]
+
+    def answer(
+        self, key: str, fingerprint: str, produce: Callable[[], bytes], job_id: str | int | None = None
+    ) -> Response:
         """The stored answer for ``key``, or store and return ``produce()``; 409 on a conflicting reuse."""
         with self._lock:
             stored = self._answers.get(key)
             if stored is None:
                 body = produce()
                 self._answers[key] = (fingerprint, body)
+                item = {"key": key, "job_id": job_id, "at": utc_now()}
+                self._issued.append(item)
+                self.journal.append(
+                    {"kind": "answer", "fingerprint": fingerprint, "body": body.decode(), **item}
+                )
                 return Response(200, body)
             if stored[0] != fingerprint:
                 raise Reject(
@@ -336,6 +383,8 @@ class ServiceServer(ThreadingHTTPServer):
         return json_response(503, {"error": message})
 
     def _admin(self, request: Request) -> Response:
+        if request.path == "/_admin/issued" and request.method == "GET":
+            return json_response(200, {"service": self.service.name, "issued": self.service.store.issued()})
         if request.path == "/_admin/stats" and request.method == "GET":
             return json_response(200, self.stats())
         if request.path == "/_admin/config" and request.method == "GET":
@@ -349,7 +398,7 @@ class ServiceServer(ThreadingHTTPServer):
         raise Reject(
             404,
             f"{request.method} {request.path}: no such admin endpoint; expected "
-            "GET /_admin/stats, GET /_admin/config or POST /_admin/config",
+            "GET /_admin/stats, GET /_admin/issued, GET /_admin/config or POST /_admin/config",
         )
 
 

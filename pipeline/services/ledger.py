@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.services.base import (
     IdempotencyStore,
+    Journal,
     Reject,
     Request,
     Response,
@@ -72,14 +73,21 @@ def verify_chain(entries: Sequence[dict[str, Any]]) -> list[str]:
 class Ledger(Service):
     """``POST /anchor`` appends once per ``Idempotency-Key``; ``GET /entries...`` reads the chain."""
 
-    def __init__(self, key: bytes = DEFAULT_KEY, ledger: str = "reference-ledger") -> None:
+    def __init__(
+        self, key: bytes = DEFAULT_KEY, ledger: str = "reference-ledger", journal: Journal | None = None
+    ) -> None:
         self.name = "ledger"
         self.key = key
         self.ledger = ledger
-        self.store = IdempotencyStore()
+        self.store = IdempotencyStore(journal)
         self._chain_lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
         self._heights_by_digest: dict[str, list[int]] = {}
+        for line in self.store.journal.lines():  # a restarted ledger keeps its chain
+            if line.get("kind") == "entry":
+                entry = {k: v for k, v in line.items() if k != "kind"}
+                self._entries.append(entry)
+                self._heights_by_digest.setdefault(entry["digest"], []).append(entry["height"])
 
     def handle(self, request: Request) -> Response:
         if request.method == "POST" and request.path == "/anchor":
@@ -105,7 +113,7 @@ class Ledger(Service):
         if problems:
             raise Reject(400, "; ".join(problems))
         fingerprint = f"digest {digest} with tsa_signature {signature}"
-        return self.store.answer(key, fingerprint, lambda: self._append(digest, signature, job_id))
+        return self.store.answer(key, fingerprint, lambda: self._append(digest, signature, job_id), job_id)
 
     def _append(self, digest: str, tsa_signature: str, job_id: str | int | None) -> bytes:
         with self._chain_lock:
@@ -121,6 +129,7 @@ class Ledger(Service):
             }
             self._entries.append(entry)
             self._heights_by_digest.setdefault(digest, []).append(entry["height"])
+            self.store.journal.append({"kind": "entry", **entry})
         receipt = {
             name: entry[name] for name in ("height", "entry_hash", "prev_hash", "anchored_at", "digest")
         }

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.services.base import (
     IdempotencyStore,
+    Journal,
     Reject,
     Request,
     Response,
@@ -43,13 +44,15 @@ def verify_token(token: dict[str, Any], signature: str, key: bytes = DEFAULT_KEY
 class TimestampAuthority(Service):
     """``POST /timestamp`` signs a token once per ``Idempotency-Key``; ``POST /verify`` checks one."""
 
-    def __init__(self, key: bytes = DEFAULT_KEY, authority: str = "reference-tsa") -> None:
+    def __init__(
+        self, key: bytes = DEFAULT_KEY, authority: str = "reference-tsa", journal: Journal | None = None
+    ) -> None:
         self.name = "tsa"
         self.key = key
         self.authority = authority
-        self.store = IdempotencyStore()
-        self._serials = itertools.count(1)
-        self.issued = 0
+        self.store = IdempotencyStore(journal)
+        self.issued = len(self.store.issued())  # a restarted authority goes on from its last serial
+        self._serials = itertools.count(self.issued + 1)
 
     def handle(self, request: Request) -> Response:
         route = (request.method, request.path)
@@ -72,7 +75,7 @@ class TimestampAuthority(Service):
         key = request.idempotency_key(problems)
         if problems:
             raise Reject(400, "; ".join(problems))
-        return self.store.answer(key, f"digest {digest}", lambda: self._issue(digest, job_id))
+        return self.store.answer(key, f"digest {digest}", lambda: self._issue(digest, job_id), job_id)
 
     def _issue(self, digest: str, job_id: str | int | None) -> bytes:
         """Called under the store's lock, so serials are issued once per key and in order."""

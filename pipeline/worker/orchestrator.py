@@ -45,10 +45,11 @@ class Orchestrator(Worker):
         jobs = self.claim(Q["claim"])
         if not jobs:
             return self.idle()
+        types = [job["job_type"] for job in jobs]
         try:
-            self.failpoints.hit("orchestrator.after_claim")
+            self.failpoints.hit("orchestrator.after_claim", types)
             outcomes = [self._execute(job) for job in jobs]
-            self.failpoints.hit("orchestrator.after_side_effect")
+            self.failpoints.hit("orchestrator.after_side_effect", types)
         except psycopg.OperationalError:
             raise
         except Exception as exc:  # a failpoint raised between claim and commit: fail the batch, retryably
@@ -92,14 +93,15 @@ class Orchestrator(Worker):
         failpoint here loses the batch's writes together.
         """
         statements = self._statements(outcomes)
+        types = [job["job_type"] for job, _, _ in outcomes]
         if len(statements) == 1:
-            self.failpoints.hit("orchestrator.before_commit")
+            self.failpoints.hit("orchestrator.before_commit", types)
             self.alone(*statements[0], conn=conn)
         else:
             with conn.pipeline():
                 for statement in statements:
                     conn.execute(*statement)
-                self.failpoints.hit("orchestrator.before_commit")
+                self.failpoints.hit("orchestrator.before_commit", types)
                 conn.commit()
         return sum(kind == "ok" for _, kind, _ in outcomes)
 
@@ -108,8 +110,8 @@ class Orchestrator(Worker):
         done = [(job, data) for job, kind, data in outcomes if kind == "ok"]
         statements = []
         if done:
-            for _ in done:
-                self.failpoints.hit("orchestrator.before_result_event")
+            for job, _ in done:
+                self.failpoints.hit("orchestrator.before_result_event", (job["job_type"],))
             statements.append(
                 (
                     COMMON["complete_jobs"],
