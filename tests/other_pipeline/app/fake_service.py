@@ -2,11 +2,13 @@
 
 Each is idempotent per job: the orchestrator sends the job's idempotency key, and the answer is derived from
 the key and the request (a token, a receipt), so a retried job gets the same answer even after the service
-was killed and started again. `/_admin/config` (GET, POST JSON) takes `latency_ms`, `failure_rate` and
-`down`, the harness's service faults; `/_admin/stats` counts calls and distinct keys; `/health` says 200
-unless down. The first line on stdout is `listening on http://127.0.0.1:PORT`.
+was killed and started again. What it issued (once per key, with the job id the caller names) is appended to
+`--journal` before it answers, read back at start, and served at `/_admin/issued`, so the harness can count
+side effects per job across a restart. `/_admin/config` (GET, POST JSON) takes `latency_ms`,
+`failure_rate` and `down`, the harness's service faults; `/health` says 200 unless down. The first line on
+stdout is `listening on http://127.0.0.1:PORT`.
 
-    python fake_service.py tsa|ledger --port 0
+    python fake_service.py tsa|ledger --port 0 [--journal FILE]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 ROUTES = {
@@ -30,25 +33,41 @@ ROUTES = {
 
 
 class State:
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, journal: Path | None) -> None:
         self.service = service
+        self.journal = journal
         self.lock = threading.Lock()
         self.config: dict[str, Any] = {"latency_ms": 0, "failure_rate": 0.0, "down": False}
-        self.answers: dict[str, dict[str, Any]] = {}  # idempotency key -> the request it answered
-        self.calls = 0
+        self.issued: dict[str, dict[str, Any]] = {}  # idempotency key -> what was issued for it
+        if journal is not None and journal.exists():
+            for line in journal.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    self.issued[entry["key"]] = entry
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         _, fields, produced = ROUTES[self.service]
         if not all(isinstance(body.get(f), str) and body[f] for f in fields):
             return 400, {"error": f"expected non-empty strings {', '.join(fields)}"}
         request = {f: body[f] for f in fields}
-        with self.lock:
-            self.calls += 1
-            earlier = self.answers.setdefault(body["key"], request)
-        if earlier != request:
-            return 409, {"error": f"key {body['key']} was used for another request"}
         seed = "|".join([self.service, *request.values()]).encode()
-        return 200, {produced: f"{self.service}-{hashlib.sha256(seed).hexdigest()[:32]}", "key": body["key"]}
+        entry = {
+            **request,
+            "job_id": body.get("job_id"),
+            produced: f"{self.service}-{hashlib.sha256(seed).hexdigest()[:32]}",
+        }
+        with self.lock:
+            earlier = self.issued.get(body["key"])
+            if earlier is None:
+                self.issued[body["key"]] = earlier = entry
+                if self.journal is not None:
+                    with open(self.journal, "a") as journal:
+                        journal.write(json.dumps(entry) + "\n")
+                        journal.flush()
+                        os.fsync(journal.fileno())
+        if any(earlier.get(f) != request[f] for f in fields):
+            return 409, {"error": f"key {body['key']} was used for another request"}
+        return 200, {produced: earlier[produced], "key": body["key"]}
 
 
 def handler_for(state: State) -> type[BaseHTTPRequestHandler]:
@@ -80,9 +99,9 @@ def handler_for(state: State) -> type[BaseHTTPRequestHandler]:
                         state.config.update(update)
                 self.reply(200, dict(state.config))
                 return True
-            if self.path == "/_admin/stats":
+            if self.path == "/_admin/issued":
                 with state.lock:
-                    self.reply(200, {"calls": state.calls, "keys": len(state.answers)})
+                    self.reply(200, {"issued": list(state.issued.values())})
                 return True
             return False
 
@@ -134,8 +153,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="fake_service")
     parser.add_argument("service", choices=sorted(ROUTES))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--journal", type=Path, help="where issued tokens or receipts are kept across restarts"
+    )
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(State(args.service)))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(State(args.service, args.journal)))
     server.daemon_threads = True
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     threading.Thread(target=watch_supervisor, args=(server,), daemon=True).start()

@@ -95,12 +95,19 @@ def protect(job: Job, services: Services) -> dict[str, Any]:
 
 def tsa(job: Job, services: Services) -> dict[str, Any]:
     digest = _text(job, "digest")
-    answer = services.post(services.tsa_url, "/timestamp", {"key": job.key, "digest": digest})
+    answer = services.post(
+        services.tsa_url, "/timestamp", {"key": job.key, "job_id": job.job_id, "digest": digest}
+    )
     return {"digest": digest, "token": answer["token"]}
 
 
 def anchor(job: Job, services: Services) -> dict[str, Any]:
-    body = {"key": job.key, "digest": _text(job, "digest"), "token": _text(job, "token")}
+    body = {
+        "key": job.key,
+        "job_id": job.job_id,
+        "digest": _text(job, "digest"),
+        "token": _text(job, "token"),
+    }
     return {"receipt": services.post(services.ledger_url, "/anchor", body)["receipt"]}
 
 

@@ -101,35 +101,37 @@ BEGIN
 END $$;
 
 -- Leasing: ready jobs of the given types, and running ones whose lease expired (their worker died or
--- lost the database): the attempt in flight is closed as expired and the job is taken again.
+-- lost the database): the attempt in flight is closed as expired and the job is taken again. One instant
+-- (`now`) ends the lost attempt and starts the new one, so two attempts never overlap.
 CREATE FUNCTION lease_jobs(p_types text[], p_worker text, p_limit integer)
 RETURNS TABLE (job_id bigint, job_type text, entity_id uuid, attempt integer, max_attempts integer,
                payload jsonb, source_event_id uuid, correlation_id text, trace_id text)
 LANGUAGE sql AS $$
-    WITH picked AS (
-        SELECT j.id, j.status, j.attempts FROM executor_jobs j
+    WITH now AS (
+        SELECT clock_timestamp() AS at
+    ), picked AS (
+        SELECT j.id, j.status, j.attempts FROM executor_jobs j, now
          WHERE j.job_type = ANY (p_types)
-           AND ((j.status IN ('queued', 'retrying') AND j.run_at <= clock_timestamp())
-                OR (j.status = 'running' AND j.lease_expires_at < clock_timestamp()))
+           AND ((j.status IN ('queued', 'retrying') AND j.run_at <= now.at)
+                OR (j.status = 'running' AND j.lease_expires_at < now.at))
          ORDER BY j.run_at, j.id
          LIMIT p_limit
-         FOR UPDATE SKIP LOCKED
+         FOR UPDATE OF j SKIP LOCKED
     ), expired AS (
         UPDATE job_attempts a
-           SET result = 'expired', ended_at = clock_timestamp(),
-               error = 'lease of ' || a.worker_name || ' expired'
-          FROM picked p
+           SET result = 'expired', ended_at = now.at, error = 'lease of ' || a.worker_name || ' expired'
+          FROM picked p, now
          WHERE p.status = 'running' AND a.job_id = p.id AND a.attempt_no = p.attempts AND a.result IS NULL
     ), taken AS (
         UPDATE executor_jobs j
            SET status = 'running', attempts = j.attempts + 1, lease_owner = p_worker,
-               lease_expires_at = clock_timestamp() + (SELECT c.lease_seconds FROM config c) * interval '1 second'
-          FROM picked p
+               lease_expires_at = now.at + (SELECT c.lease_seconds FROM config c) * interval '1 second'
+          FROM picked p, now
          WHERE j.id = p.id
         RETURNING j.*
     ), opened AS (
-        INSERT INTO job_attempts (job_id, attempt_no, worker_name, correlation_id, trace_id)
-        SELECT t.id, t.attempts, p_worker, t.correlation_id, t.trace_id FROM taken t
+        INSERT INTO job_attempts (job_id, attempt_no, worker_name, started_at, correlation_id, trace_id)
+        SELECT t.id, t.attempts, p_worker, now.at, t.correlation_id, t.trace_id FROM taken t, now
     )
     SELECT t.id, t.job_type, t.entity_id, t.attempts, t.max_attempts, t.payload, t.source_event_id,
            t.correlation_id, t.trace_id
