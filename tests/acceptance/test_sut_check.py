@@ -26,6 +26,8 @@ SETTING_SCENARIOS = {
     "db-network-partition",
     "decision-worker-sigkill",
     "orchestrator-sigkill",
+    "crash-after-anchor-side-effect",
+    "concurrent-orchestrator-sigkill",
     "postgres-crash-restart",
     "postgres-restart-and-pause",
     "legacy-insert-compat",
@@ -35,14 +37,16 @@ SETTING_SCENARIOS = {
 # from the harness's own requirement rules) so a scenario that silently stops needing, or starts needing, a
 # capability fails here.
 REMOVED = {
-    "failpoints": {"crash-after-side-effect"},
-    "replay": {"core-trigger-disabled", "core-trigger-dropped"},
+    "failpoints": {"crash-after-side-effect", "crash-after-anchor-side-effect"},
+    "failpoint-scope": {"crash-after-side-effect", "crash-after-anchor-side-effect"},
+    "replay": {"core-trigger-disabled", "core-trigger-dropped", "alert-blip"},
     "projection-trigger": {"projection-trigger-disabled"},
     "settings": SETTING_SCENARIOS,
     "migration-set:without-dedupe-fix": {"ambiguous-dedupe-key-bug"},
     "heartbeats": set(),  # readiness falls back to the workers' connections
     "compat-warnings": set(),  # only the compat_warnings check of legacy-insert-compat stops applying
     "alerts": set(),  # the harness's observability pack judges the alerts instead
+    "kpi": set(),  # only kpi_agrees stops applying
 }
 
 

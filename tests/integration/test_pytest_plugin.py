@@ -14,11 +14,15 @@ def test_orchestrator_crash_loses_nothing(pipeline_dsn, pipeline_system, harness
     system = pipeline_system()
     with psycopg.connect(pipeline_dsn, autocommit=True) as conn:
         conn.execute("UPDATE pipeline_settings SET value = '1' WHERE key = 'lease_seconds'")
-        fault, ctx = harness_nemesis("kill-worker", role="orchestrator")
-        assert fault.took_effect(ctx)[0]
+        # slow the orchestrator down, so it holds jobs when it is killed: a kill of an idle worker proves
+        # nothing, and the harness's kill waits for work in flight
+        conn.execute("SELECT arm_failpoint('orchestrator.after_claim', 'sleep(300)')")
         ids = [str(uuid.uuid4()) for _ in range(5)]
         for entity in ids:
             conn.execute("SELECT request_protection(%s, 'doc')", (entity,))
+        fault, ctx = harness_nemesis("kill-worker", role="orchestrator")
+        assert fault.took_effect(ctx)[0], fault.took_effect(ctx)
+        conn.execute("SELECT disarm_failpoint('orchestrator.after_claim')")
         fault.heal(ctx)
         wait_until(lambda: conn.execute(
             "SELECT count(*) FROM document_entities WHERE events @> '[{\\"type\\": \\"document.anchored\\"}]'"

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from harness.ops.drill_fault import LightLoad
+from harness.sut.adapter import SutSql
+from harness.sut.config import reference_sut
 from harness.sut.system import RunningSystem
 from harness.wait import wait_until
 from tests.observability.conftest import Conn
@@ -72,7 +74,7 @@ def test_monitor_fires_and_resolves_in_real_time_and_serves_metrics(
 def steady_run(conn: Conn, system_factory: Start, seconds: float) -> None:
     system_factory(workers=ALL_ROLES)
     started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-    with LightLoad(conn.info.dsn, rate=5) as load:
+    with LightLoad(conn.info.dsn, SutSql.connect(reference_sut(), conn.info.dsn), rate=5) as load:
         time.sleep(seconds)  # the load itself is the point: a steady run of this length
     wait_until(lambda: load.closed() == len(load.entities), 30, "every flow of the steady run to close")
     fired = conn.execute(
