@@ -129,3 +129,49 @@ class PoisonJob(Fault):
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         return bool(ctx.state.get("entities")), f"{len(ctx.state.get('entities', []))} poison job(s) appended"
+
+
+@register
+class UnmaterializedEvents(Fault):
+    name = "unmaterialized-events"
+    description = (
+        "a writer appends job.<type>.required events with the core trigger skipped (session_replication_role "
+        "= replica), so they get no job and nothing replays them: the loss the event_to_job_gap KPI exists to "
+        "show, planted for the pipeline's own KPI to be judged on"
+    )
+    params = {"count": Param(int, 3), "job_type": Param(str, "protect")}
+    instantaneous = True
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        count, job_type = (
+            param(ctx, "count", UnmaterializedEvents),
+            param(ctx, "job_type", UnmaterializedEvents),
+        )
+        entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
+        appended = []
+        with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+            conn.execute(ctx.sut_sql.queries("run")["replica_on"])
+            for entity in entities:
+                event = {
+                    "entity_id": entity,
+                    "event_id": str(uuid.uuid4()),
+                    "type": f"job.{job_type}.required",
+                    "correlation_id": str(uuid.uuid4()),
+                    "trace_id": uuid.uuid4().hex,
+                    "payload": "{}",
+                }
+                conn.execute(ctx.sut_sql.authority_write("append_event"), event)
+                appended.append(event["event_id"])
+            conn.execute(ctx.sut_sql.queries("run")["replica_off"])
+        ctx.state["events"] = appended
+        return {"appended": appended, "entities": entities, "job_type": job_type}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        events = ctx.state.get("events", [])
+        if not events:
+            return False, "no entity to append to"
+        made = int(ctx.sql("jobs_for_sources", {"ids": events})[0][0])
+        return (
+            made == 0,
+            f"{len(events)} required event(s) appended past the trigger; jobs made for them: {made}",
+        )

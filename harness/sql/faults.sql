@@ -56,3 +56,6 @@ SELECT count(*) FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s) AND status
 -- name: in_flight
 -- Jobs of a kind held by a worker right now: a kill or pause proves something only when there are some.
 SELECT count(*) FROM {jobs} AS j WHERE status = 'running' AND kind = %(kind)s
+
+-- name: jobs_for_sources
+SELECT count(*) FROM {jobs} AS j WHERE source_event_id::text = ANY(%(ids)s)
