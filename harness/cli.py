@@ -199,6 +199,29 @@ def build_parser() -> argparse.ArgumentParser:
     validate = scenarios_sub.add_parser("validate", help="validate files; every problem reported at once")
     validate.add_argument("files", nargs="+", type=Path)
 
+    mutate = sub.add_parser(
+        "mutate", help="mutants of the SUT's SQL functions and triggers against a suite: its kill rate"
+    )
+    mutate.add_argument("--sut", type=Path, help="SUT file (default: the reference pipeline)")
+    mutate.add_argument(
+        "--suite", nargs="+", default=["nightly"], metavar="SUITE-or-FILE", help="default: nightly"
+    )
+    mutate.add_argument("--operators", help="comma-separated operator names (default: all)")
+    mutate.add_argument("--functions", help="comma-separated function or trigger names (default: all)")
+    mutate.add_argument("--budget", type=float, metavar="MINUTES", help="stop when spent; count the untried")
+    mutate.add_argument("--seed", type=int, default=1, help="the order mutants are taken in (default 1)")
+    mutate.add_argument("--max-mutants", type=int, metavar="N", help="take only the first N in that order")
+    mutate.add_argument("--min-kill-rate", type=float, metavar="R", help="exit 1 below this rate (0-1)")
+    mutate.add_argument("--json", action="store_true", help="print the report as JSON")
+    mutate.add_argument("--html", type=Path, metavar="FILE", help="also write the report as HTML")
+    mutate.add_argument("--report-dir", type=Path, help="keep each mutant's copy and run reports here")
+    mutate.add_argument("--run-unreached", action="store_true", help="also run mutants no scenario reaches")
+    mutate.add_argument("--all-scenarios", action="store_true", help="every scenario for every mutant")
+    mutate.add_argument("--no-coverage", action="store_true", help="skip the coverage run")
+    mutate.add_argument("--list", action="store_true", help="list the mutants in order; run nothing")
+    _scenarios_arg(mutate)
+    _postgres_arg(mutate)
+
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
     check = contracts_cli.register(sub, databases=_contracts_database)
@@ -531,6 +554,13 @@ def _applies(scenario: Any, sql: Any, found: dict[str, str], requirements: Any) 
     return requirements(scenario, sql, found)
 
 
+def cmd_mutate(args: argparse.Namespace) -> int:
+    from harness.mutate.command import main as mutate
+
+    sut = _sut(args.sut)
+    return mutate(args, sut, _folders(args, sut))
+
+
 class Terminated(KeyboardInterrupt):
     """A SIGTERM, unwound through the same cleanup as Ctrl-C."""
 
@@ -565,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": cmd_scenarios,
         "sut": cmd_sut,
         "init": cmd_init,
+        "mutate": cmd_mutate,
         **contracts_cli.HANDLERS,
         "gate": gate_cli.run_gate,
         **observability_cli.HANDLERS,
