@@ -144,6 +144,7 @@ class RunRecord:
     workload_start_wall: float
     workload_end_wall: float
     sut: SutInfo = field(default_factory=SutInfo)
+    drain_ended: str = "quiet"  # quiet | stalled (nothing moved for stall_s) | timeout
 
 
 # -- verdicts ------------------------------------------------------------------------------------------------

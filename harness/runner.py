@@ -131,9 +131,10 @@ def prepare_database(dsn: str, scenario: Scenario, sql: SutSql) -> None:
 
 def drain(
     dsn: str, timeout_s: float, sql: SutSql, stall_s: float = 6.0, quiet_polls: int = 3
-) -> tuple[bool, float]:
+) -> tuple[bool, float, str]:
     """Wait until no job is queued, running or retrying for a few polls in a row, so a merely late job is not
-    called lost. Returns whether the queue went quiet, and the seconds it took.
+    called lost. Returns whether the queue went quiet, the seconds it took, and how it ended (quiet, stalled,
+    timeout).
 
     It gives up early when nothing has moved for `stall_s` (no job changed status, no run started or ended)
     while work is left and nothing is scheduled for later (a retry's backoff): a broken pipeline then gets its
@@ -147,13 +148,13 @@ def drain(
         state = _read(dsn, lambda conn: tuple(conn.execute(query).fetchone()))
         quiet = quiet + 1 if state is not None and state[0] == 0 else 0
         if quiet >= quiet_polls:
-            return True, time.monotonic() - started
+            return True, time.monotonic() - started, "quiet"
         if state is None or state != last:
             last, still_since = state, time.monotonic()
         elif state[-1] == 0 and time.monotonic() - still_since >= stall_s:
-            return False, time.monotonic() - started
+            return False, time.monotonic() - started, "stalled"
         time.sleep(0.3)
-    return False, time.monotonic() - started
+    return False, time.monotonic() - started, "timeout"
 
 
 def settle_alerts(dsn: str, timeout_s: float, alerts: AlertSource, quiet_polls: int = 3) -> bool:
@@ -332,7 +333,7 @@ def record_scenario(
             stop.set()
             nemesis.heal_all()
         progress(f"    {scenario.name}: draining (up to {scenario.drain_timeout_s:g} s)")
-        drained, took = drain(dsn, scenario.drain_timeout_s, sql, scenario.stall_s)
+        drained, took, drain_ended = drain(dsn, scenario.drain_timeout_s, sql, scenario.stall_s)
         settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0), alerts)
         observer.stop()
         final = read_final(dsn, sql, alerts, system.side_effects())
@@ -356,6 +357,7 @@ def record_scenario(
         drained=drained,
         workload_start_wall=workload.started_wall,
         workload_end_wall=workload.ended_wall,
+        drain_ended=drain_ended,
         sut=SutInfo(
             name=sut.name,
             capabilities=tuple(sorted(capabilities)),

@@ -20,6 +20,7 @@ def check(record: RunRecord) -> CheckResult:
     still_open = sorted((j for j in record.final.jobs if j.get("status") in OPEN), key=lambda j: int(j["id"]))
     counts = {
         "drained": record.drained,
+        "drain_ended": record.drain_ended,
         "open_jobs": len(still_open),
         "open_job_rows": [job_row(j) for j in still_open[:10]],
     }
@@ -38,6 +39,16 @@ def check(record: RunRecord) -> CheckResult:
     named = ", ".join(
         f"{j['id']} ({j['job_type']}, entity {short(j['entity_id'])}, {j['status']})" for j in still_open[:5]
     )
+    if record.drain_ended == "stalled":
+        return CheckResult(
+            NAME,
+            Verdict.UNKNOWN,
+            (),
+            counts,
+            error=f"the queue stopped moving with work left ({record.scenario.stall_s:g} s with no job or run "
+            f"changing and nothing scheduled), so the drain ended early; no_stuck_job says whether those jobs "
+            f"are stuck for good. Open jobs at the final read: {len(still_open)}: {named}",
+        )
     return CheckResult(
         NAME,
         Verdict.UNKNOWN,

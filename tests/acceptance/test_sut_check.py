@@ -28,6 +28,7 @@ SETTING_SCENARIOS = {
     "orchestrator-sigkill",
     "crash-after-anchor-side-effect",
     "concurrent-orchestrator-sigkill",
+    "orchestrator-sigkill-mid-call",
     "postgres-crash-restart",
     "postgres-restart-and-pause",
     "legacy-insert-compat",

@@ -37,6 +37,8 @@ class Bug(NamedTuple):
     new: str  # what it becomes
     scenario: str
     checks: set[str]  # the checks `harness run` must find invalid
+    kinds: set[str] = set()  # anomaly kinds among theirs that name the bug's family (when one check has many)
+    drain: str | None = None  # how the drain must end (stalled: the run did not wait out its timeout)
 
 
 PLANTED = {
@@ -90,6 +92,59 @@ PLANTED = {
         "steady-state",
         {"one_result_per_job"},
     ),
+    # The families of bugs the nightly suite used to miss (detection power): races between workers of a role,
+    # flows stuck on expired leases, transient faults turned into failed documents, alerts that ignore `for`,
+    # a KPI blind to the loss it exists to show.
+    "claim-without-lock": Bug(
+        "claim_jobs_of_kind",
+        "         FOR UPDATE OF q, j SKIP LOCKED\n",
+        "         -- the planted bug: no FOR UPDATE ... SKIP LOCKED, two workers can claim one job\n",
+        "concurrent-workers",
+        {"exclusive_runs"},
+        {"overlapping-runs"},
+    ),
+    "leases-never-reaped": Bug(
+        "claim_jobs_of_kind",
+        "        PERFORM reap_expired_leases(p_kind, v_now);",
+        "        NULL;  -- the planted bug: an expired lease is never taken back",
+        "orchestrator-sigkill-mid-call",
+        {"no_stuck_job"},
+        {"stuck"},
+        "stalled",
+    ),
+    "retry-budget-too-small": Bug(
+        "fail_job",
+        "    IF p_retryable AND v_job.attempts < v_job.max_attempts THEN",
+        "    IF p_retryable AND v_job.attempts < least(v_job.max_attempts, 2) THEN\n"
+        "        -- the planted bug: two attempts, whatever max_attempts says: a short outage kills the job",
+        "tsa-outage",
+        {"flows_complete"},
+        {"unexpected-outcome"},
+    ),
+    "alerts-ignore-for": Bug(
+        "evaluate_alerts",
+        "            v_to := CASE WHEN s.for_s <= 0 THEN 'firing' ELSE 'pending' END;",
+        "            v_to := 'firing';  -- the planted bug: fires on the first evaluation that sees the condition",
+        "alert-blip",
+        {"alerts_quiet"},
+        {"unexpected-alert"},
+    ),
+    "alerts-ignore-for-early": Bug(
+        "evaluate_alerts",
+        "            v_to := CASE WHEN s.for_s <= 0 THEN 'firing' ELSE 'pending' END;",
+        "            v_to := 'firing';  -- the planted bug: fires on the first evaluation that sees the condition",
+        "core-trigger-disabled",
+        {"alerts_expected"},
+        {"early-alert"},
+    ),
+    "kpi-blind": Bug(
+        "event_to_job_gaps",
+        "      LEFT JOIN executor_jobs j",
+        "      JOIN executor_jobs j  -- the planted bug: an event with no job drops out of the KPI",
+        "kpi-sees-missing-jobs",
+        {"kpi_agrees"},
+        {"kpi-blind"},
+    ),
 }
 
 
@@ -127,7 +182,7 @@ def test_a_planted_copy_differs_from_the_reference_by_its_one_change(
 
 @pytest.mark.parametrize("bug", sorted(PLANTED))
 def test_harness_run_catches_a_planted_bug(tmp_path: Path, bug: str) -> None:
-    scenario, expected_checks = PLANTED[bug].scenario, PLANTED[bug].checks
+    scenario, expected_checks, kinds = PLANTED[bug].scenario, PLANTED[bug].checks, PLANTED[bug].kinds
     config = planted_sut(tmp_path, bug)
     report_dir = tmp_path / "report"
     done = subprocess.run(
@@ -154,5 +209,11 @@ def test_harness_run_catches_a_planted_bug(tmp_path: Path, bug: str) -> None:
     assert expected_checks <= set(broken), f"expected {expected_checks} among {set(broken)}"
     for name in expected_checks:
         anomalies = broken[name]["anomalies"]
-        assert anomalies and all(a["entities"] for a in anomalies), anomalies[:2]
+        alerting = name.startswith("alerts_")  # an alert is about the system: its anomalies name no entity
+        assert anomalies and (alerting or all(a["entities"] for a in anomalies)), anomalies[:2]
+    found_kinds = {a["kind"] for name in expected_checks for a in broken[name]["anomalies"]}
+    assert kinds <= found_kinds, f"expected anomaly kinds {kinds} among {found_kinds}"
+    if PLANTED[bug].drain is not None:
+        (drained,) = [c for c in result["checks"] if c["name"] == "drained"]
+        assert drained["counts"]["drain_ended"] == PLANTED[bug].drain, drained
     assert any(name in done.stdout for name in expected_checks)
