@@ -39,10 +39,12 @@ class Coverage:
     durations: dict[str, float] = field(default_factory=dict)
     unobserved: set[str] = field(default_factory=set)  # ran, but its probes could not be read
     seconds: float = 0.0
+    complete: bool = True  # False: the budget ran out before every scenario ran
 
     def reach(self, probe: str | None) -> set[str] | None:
-        """The observed scenarios that executed `probe`'s statement; None when that cannot be told."""
-        if probe is None or probe not in self.placed:
+        """The observed scenarios that executed `probe`'s statement; None when that cannot be told (no probe
+        there, or the coverage run was cut short)."""
+        if probe is None or probe not in self.placed or not self.complete:
             return None
         return {name for name, probes in self.hit.items() if probe in probes}
 
@@ -72,6 +74,7 @@ def run_coverage(
         if deadline is not None and time.monotonic() >= deadline:
             progress(f"coverage: budget spent; {len(scenarios) - number + 1} scenario(s) not observed")
             coverage.unobserved |= {s.name for s in scenarios[number - 1 :]}
+            coverage.complete = False
             break
         result = run_scenario(scenario, probed_sut, folder / "runs" / scenario.name, provider)
         found, offset = hits(log, offset)
