@@ -177,6 +177,30 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--sut", type=Path, help="also list the scenario folders of this SUT file")
     _scenarios_arg(listing)
 
+    check = sub.add_parser(
+        "check",
+        help="judge a stored run folder again with the current checkers (same files: same verdict, same bytes)",
+    )
+    check.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by harness run")
+    check.add_argument("--scenario", help="judge only this scenario")
+    check.add_argument(
+        "--report-dir", type=Path, help="where the re-judged reports go (default: RUN_DIR/recheck)"
+    )
+
+    replay = sub.add_parser(
+        "replay", help="run one scenario of a stored run again: the same seed, workload, faults and SUT file"
+    )
+    replay.add_argument(
+        "folder", type=Path, metavar="RUN_DIR/SCENARIO", help="a scenario folder of a run folder"
+    )
+    replay.add_argument(
+        "--sut", type=Path, help="another SUT file (default: the one the scenario ran against)"
+    )
+    replay.add_argument(
+        "--report-dir", type=Path, help="run folder of the replay (default: reports/<run-id>)"
+    )
+    _postgres_arg(replay)
+
     init = sub.add_parser(
         "init",
         help="write a SUT file, a scenarios folder and CI files (GitHub Actions, GitLab CI) for your pipeline",
@@ -477,6 +501,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=lambda line: print(line, flush=True),
         argv=sys.argv[1:],
         maxfail=1 if args.fail_fast else args.maxfail,
+        after_each=lambda partial: write_reports(partial, folder),
     )
     write_reports(summary, folder)
     print(summary_table(summary))
@@ -509,6 +534,62 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         members = [s.name for s in scenarios if suite in s.suites]
         print(f"suite {suite}: {len(members)} scenario(s)")
     return EXIT_OK
+
+
+def _exit_for(summary: Any) -> int:
+    from harness.records import Verdict
+
+    if summary.verdict == Verdict.INVALID:
+        return EXIT_FAILED
+    if any(result.error for result in summary.scenarios):
+        return EXIT_HARNESS
+    return EXIT_OK if summary.verdict == Verdict.VALID else EXIT_UNKNOWN
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.rejudge import rejudge, write_and_compare
+    from harness.reports import summary_table
+
+    if not args.run_dir.is_dir():
+        raise BadInput(f"{args.run_dir} is not a folder; give a run folder written by harness run")
+    summary = rejudge(args.run_dir, args.scenario)
+    out = args.report_dir or (args.run_dir / "recheck")
+    print(summary_table(summary, args.run_dir))
+    if args.scenario is None:
+        compared = write_and_compare(summary, args.run_dir, out)
+        if compared.differing:
+            print(
+                f"reports differ from the originals: {', '.join(compared.differing)} (re-judged ones in {out})"
+            )
+        else:
+            print(f"reports identical to the originals, byte for byte ({', '.join(compared.same)})")
+    return _exit_for(summary)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from harness.rejudge import replay_scenario
+    from harness.reports import summary_table, write_reports
+    from harness.session import new_run_id, run_session
+
+    scenario, recorded_sut, original = replay_scenario(args.folder)
+    if scenario.path is not None and not scenario.path.is_file():
+        scenario = dataclasses.replace(scenario, path=None)
+    sut_path = args.sut or recorded_sut
+    sut = _sut(sut_path)
+    folder = args.report_dir or (Path("reports") / new_run_id())
+    summary = run_session(
+        [scenario],
+        sut,
+        args.postgres,
+        folder,
+        progress=lambda line: print(line, flush=True),
+        argv=sys.argv[1:],
+    )
+    write_reports(summary, folder)
+    print(summary_table(summary, folder))
+    (result,) = summary.scenarios
+    print(f"{scenario.name}: original {original} ({args.folder}) | replay {result.verdict} ({result.folder})")
+    return _exit_for(summary)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -595,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": cmd_scenarios,
         "sut": cmd_sut,
         "init": cmd_init,
+        "check": cmd_check,
+        "replay": cmd_replay,
         "mutate": cmd_mutate,
         **contracts_cli.HANDLERS,
         "gate": gate_cli.run_gate,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import shutil
 import threading
 import time
@@ -39,6 +38,7 @@ from harness.observer import Observer, read_final
 from harness.provision import EmbeddedPostgres, Provider
 from harness.provision.migrations import MigrationPlan
 from harness.records import FaultSpec, RunRecord, Scenario, ScenarioResult, SutInfo, Verdict
+from harness.store import load_record, write_json, write_record
 from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 from harness.sut.system import RunningSystem, SystemOptions
@@ -184,16 +184,6 @@ def _read(dsn: str, read: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         return None
 
 
-def _json_default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return str(value)
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-
-
 def run_scenario(
     scenario: Scenario,
     sut: Sut,
@@ -219,7 +209,7 @@ def run_scenario(
             (),
             scenario.seed,
             started_wall,
-            time.monotonic() - started,
+            round(time.monotonic() - started, 3),
             None,
             folder,
             repeat=repeat,
@@ -227,7 +217,7 @@ def run_scenario(
         )
 
     try:
-        record = record_scenario(scenario, sut, folder, shared, progress)
+        record_scenario(scenario, sut, folder, shared, progress)
     except KeyboardInterrupt:
         raise
     except NotApplicable as exc:
@@ -239,15 +229,17 @@ def run_scenario(
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         (folder / "error.txt").write_text(error)
         return ended(Verdict.UNKNOWN, error=error)
+    # Judged on the record as read back from the folder, as `harness check` will judge it later.
+    record = load_record(folder)
     verdict, checks = judge(record)
     write_json(folder / "checks.json", [c.as_dict() for c in checks])
     return ScenarioResult(
         scenario.name,
         verdict,
         tuple(checks),
-        scenario.seed,
+        record.scenario.seed,
         started_wall,
-        time.monotonic() - started,
+        round(time.monotonic() - started, 3),
         record,
         folder,
         repeat=repeat,
@@ -365,9 +357,7 @@ def record_scenario(
             conventions={k: list(v) if isinstance(v, tuple) else v for k, v in conventions.items()},
         ),
     )
-    write_json(folder / "faults.json", [dataclasses.asdict(w) for w in record.faults])
-    write_json(folder / "final.json", dataclasses.asdict(final))
-    write_json(folder / "sut.json", dataclasses.asdict(record.sut))
+    write_record(folder, record, sut.path)
     return record
 
 

@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -76,10 +76,12 @@ def run_session(
     progress: Progress = print,
     argv: Sequence[str] | None = None,
     maxfail: int | None = None,
+    after_each: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Run the scenarios (times `repeat`) on one shared server. `maxfail`: stop once that many scenarios are
     invalid (CI's fail-fast: a broken pipeline gets its verdict without waiting for the rest); the scenarios
-    left out are named in the summary."""
+    left out are named in the summary. `after_each` hears the summary so far after every scenario (the CLI
+    rewrites the reports then, so a run cut short still leaves them for what finished)."""
     run_id = report_dir.name
     report_dir.mkdir(parents=True, exist_ok=True)
     sha, dirty = git_state(sut.path.parent if sut.path else Path.cwd())
@@ -89,6 +91,22 @@ def run_session(
     interrupted = False
     not_run: list[str] = []
     pg_version = "unknown"
+
+    def summary() -> RunSummary:
+        return RunSummary(
+            run_id=run_id,
+            command=command,
+            git_sha=sha,
+            git_dirty=dirty,
+            versions=versions(pg_version),
+            seed=seed,
+            started_wall=started_wall,
+            duration_s=round(time.monotonic() - started, 3),
+            scenarios=tuple(results),
+            interrupted=interrupted,
+            not_run=tuple(not_run),
+        )
+
     try:
         with open_provider(postgres, ready_clones=1) as shared:
             pg_version = f"{shared.info().provider} {shared.info().version}"
@@ -121,19 +139,9 @@ def run_session(
                     f"[{len(results)}/{total}] {scenario.name}: {result.verdict}{detail} "
                     f"in {result.duration_s:.1f} s"
                 )
+                if after_each is not None:
+                    after_each(summary())
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: faults healed, processes and servers stopped; writing what ran")
-    return RunSummary(
-        run_id=run_id,
-        command=command,
-        git_sha=sha,
-        git_dirty=dirty,
-        versions=versions(pg_version),
-        seed=seed,
-        started_wall=started_wall,
-        duration_s=time.monotonic() - started,
-        scenarios=tuple(results),
-        interrupted=interrupted,
-        not_run=tuple(not_run),
-    )
+    return summary()

@@ -181,6 +181,19 @@ def _scenario(result: ScenarioResult, classname: str, folder: Path | None) -> st
         + (f" · artefacts <code>{escape(where)}</code>" if where else "")
         + "</div>"
     )
+    if record is not None and where:
+        parts.append(
+            '<div class="meta">run it again, same seed, workload and faults: '
+            f"<code>harness replay {escape(str(Path(folder or '.').name))}/{escape(where)}</code> "
+            f"(from the folder holding the run folder) · judge it again: <code>harness check "
+            f"{escape(str(Path(folder or '.').name))}</code></div>"
+        )
+    if result.not_applicable:
+        parts.append(
+            "<h3>Not applicable to this pipeline</h3><ul>"
+            + "".join(f"<li>{escape(reason)}</li>" for reason in result.not_applicable)
+            + "</ul>"
+        )
     if result.error:
         parts.append(f"<h3>The scenario could not run</h3><pre>{escape(result.error)}</pre>")
     if record is not None:
