@@ -7,6 +7,7 @@ when the run is interrupted, and every start and heal is an `info` op of process
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import traceback
@@ -40,6 +41,7 @@ class Nemesis:
     make_context: Any  # Callable[[FaultSpec, random.Random], FaultContext]
     seed: int
     windows: list[FaultWindow] = field(default_factory=list)
+    _healed: list[_Active] = field(default_factory=list)  # in the order of `windows`
     _pending: list[FaultSpec] = field(default_factory=list)
     _active: list[_Active] = field(default_factory=list)
     _t0: float = 0.0
@@ -135,3 +137,28 @@ class Nemesis:
                 evidence=active.evidence,
             )
         )
+        self._healed.append(active)
+
+    def confirm_all(self) -> None:
+        """After the drain: a fault whose proof shows only later (a kill proves itself when the jobs it left
+        on a dead worker's lease run again) confirms or withdraws its window's took_effect; never raises."""
+        for index, active in enumerate(self._healed):
+            if active.start_error is not None or active.took_effect is not True:
+                continue
+            try:
+                found = active.fault.confirm(active.ctx)
+            except Exception as exc:
+                found = None, f"confirmation failed: {type(exc).__name__}: {exc}"
+            if found is None:
+                continue
+            took, evidence = found
+            window = self.windows[index]
+            self.windows[index] = dataclasses.replace(
+                window, took_effect=took, evidence=f"{window.evidence}; {evidence}"
+            )
+            self.history.record(
+                "nemesis",
+                OpType.INFO,
+                f"confirm:{active.spec.fault}",
+                {"label": active.spec.label, "took_effect": took, "evidence": evidence},
+            )

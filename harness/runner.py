@@ -326,7 +326,9 @@ def record_scenario(
             nemesis.heal_all()
         progress(f"    {scenario.name}: draining (up to {scenario.drain_timeout_s:g} s)")
         drained, took, drain_ended = drain(dsn, scenario.drain_timeout_s, sql, scenario.stall_s)
-        settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0), alerts)
+        if scenario.expect.alerts_fire or scenario.expect.alerts_quiet:  # else no alert is judged
+            settle_alerts(dsn, max(scenario.drain_timeout_s - took, 0), alerts)
+        nemesis.confirm_all()
         observer.stop()
         final = read_final(dsn, sql, alerts, system.side_effects())
         capabilities = {**sql.facts.present, **system.found, **alert_capabilities(sql)}

@@ -91,6 +91,11 @@ class Fault:
         """Read the system back while the fault is on."""
         return None, "no read-back for this fault"
 
+    def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:
+        """After the drain, for a fault whose proof shows only later: whether it really hit (None: nothing to
+        add to what took_effect said while it was on)."""
+        return None
+
 
 REGISTRY: dict[str, type[Fault]] = {}
 

@@ -18,12 +18,12 @@ class PostgresRestart(Fault):
     instantaneous = True
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        ctx.state["old_pid"] = ctx.provider.process.pid  # type: ignore[attr-defined]
+        ctx.state["old_pid"] = ctx.provider.postmaster_pid()
         ctx.provider.restart(param(ctx, "mode", PostgresRestart))
-        return {"old_pid": ctx.state["old_pid"], "new_pid": ctx.provider.process.pid}  # type: ignore[attr-defined]
+        return {"old_pid": ctx.state["old_pid"], "new_pid": ctx.provider.postmaster_pid()}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        new = ctx.provider.process.pid  # type: ignore[attr-defined]
+        new = ctx.provider.postmaster_pid()
         return new != ctx.state.get("old_pid"), f"postmaster pid {ctx.state.get('old_pid')} -> {new}"
 
 
@@ -37,7 +37,7 @@ class PostgresCrash(Fault):
     needs_own_server = True
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
-        ctx.state["old_pid"] = ctx.provider.process.pid  # type: ignore[attr-defined]
+        ctx.state["old_pid"] = ctx.provider.postmaster_pid()
         ctx.provider.crash()
         return {"killed_pid": ctx.state["old_pid"]}
 
@@ -48,7 +48,7 @@ class PostgresCrash(Fault):
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         ctx.provider.start_again()
-        return {"new_pid": ctx.provider.process.pid}  # type: ignore[attr-defined]
+        return {"new_pid": ctx.provider.postmaster_pid()}
 
 
 @register
@@ -64,7 +64,7 @@ class PostgresPause(Fault):
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         try:
-            status = psutil.Process(ctx.provider.process.pid).status()  # type: ignore[attr-defined]
+            status = psutil.Process(ctx.provider.postmaster_pid()).status()
         except psutil.Error:
             return False, "postmaster gone"
         return status == psutil.STATUS_STOPPED, f"postmaster state {status}"

@@ -24,11 +24,12 @@ def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
     if kind is None:
         return None
     deadline = time.monotonic() + IN_FLIGHT_WAIT_S
-    held = 0
     while True:
-        held = int(ctx.sql("in_flight", {"kind": kind})[0][0])
-        if held > 0 or time.monotonic() >= deadline:
-            return held
+        now, ids = ctx.sql("in_flight", {"kind": kind})[0]
+        if ids or time.monotonic() >= deadline:
+            # kept for `confirm`: a job can finish between this read and the signal
+            ctx.state["held"], ctx.state["struck_at"] = list(ids), now
+            return len(ids)
         time.sleep(0.02)
 
 
@@ -92,6 +93,20 @@ class KillWorker(Fault):
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         return {"restarted": _restart_dead(ctx)}
 
+    def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:
+        """The kill left work behind: some job held when it struck ran again later, taken back from the dead
+        worker's lease. None ran again: the victims had finished their work before the signal landed."""
+        held = ctx.state.get("held")
+        if not held:
+            return None
+        again = int(ctx.sql("ran_again", {"ids": held, "at": ctx.state["struck_at"]})[0][0])
+        if again:
+            return True, f"{again} of the {len(held)} job(s) held at the kill ran again after it"
+        return False, (
+            f"none of the {len(held)} job(s) held when it struck ran again: the killed worker(s) had finished "
+            "them before the signal landed, so nothing was left to recover"
+        )
+
 
 @register
 class PauseWorker(Fault):
@@ -132,7 +147,23 @@ class PauseWorker(Fault):
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
         for name in ctx.state.get("victims", []):
             ctx.system.supervisor.resume(name)
+        ctx.state["resumed_at"] = ctx.sql("db_now")[0][0]
         return {"resumed": ctx.state.get("victims", [])}
+
+    def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:
+        """The pause froze work: some job held when it struck was still in its run when the worker resumed,
+        or was taken back from its lease meanwhile."""
+        held = ctx.state.get("held")
+        if not held or "resumed_at" not in ctx.state:
+            return None
+        args = {"ids": held, "paused": ctx.state["struck_at"], "resumed": ctx.state["resumed_at"]}
+        frozen = int(ctx.sql("held_through", args)[0][0])
+        if frozen:
+            return True, f"{frozen} of the {len(held)} job(s) held at the pause stayed frozen through it"
+        return False, (
+            f"none of the {len(held)} job(s) held when it struck was frozen by it: they finished before the "
+            "signal landed"
+        )
 
 
 @register

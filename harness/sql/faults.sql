@@ -54,8 +54,26 @@ UPDATE document_entities
 SELECT count(*) FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s) AND status = 'dead'
 
 -- name: in_flight
--- Jobs of a kind held by a worker right now: a kill or pause proves something only when there are some.
-SELECT count(*) FROM {jobs} AS j WHERE status = 'running' AND kind = %(kind)s
+-- Jobs of a kind held by a worker right now (and the database's clock): a kill or a pause proves something
+-- only when there are some.
+SELECT clock_timestamp() AS now, coalesce(array_agg(id), '{}') AS ids
+  FROM {jobs} AS j WHERE status = 'running' AND kind = %(kind)s
+
+-- name: db_now
+SELECT clock_timestamp()
+
+-- name: ran_again
+-- Of the jobs held when a worker was killed, those that a run started after the kill (taken back from the
+-- dead worker's lease).
+SELECT count(DISTINCT r.job_id) FROM {runs} AS r WHERE r.job_id = ANY(%(ids)s) AND r.started_at > %(at)s
+
+-- name: held_through
+-- Of the jobs held when a worker was paused, those whose run from before the pause was still open when it
+-- was resumed, or that were taken back from its lease meanwhile (a run started during the pause).
+SELECT count(DISTINCT r.job_id) FROM {runs} AS r
+ WHERE r.job_id = ANY(%(ids)s)
+   AND ((r.started_at <= %(paused)s AND (r.finished_at IS NULL OR r.finished_at >= %(resumed)s))
+        OR (r.started_at > %(paused)s AND r.started_at < %(resumed)s))
 
 -- name: jobs_for_sources
 SELECT count(*) FROM {jobs} AS j WHERE source_event_id::text = ANY(%(ids)s)

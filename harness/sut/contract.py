@@ -324,10 +324,12 @@ def _settings(
     present: dict[str, str],
     absent: dict[str, str],
 ) -> None:
-    if "settings" in tables:
+    if sut.setting_statements:
+        present["settings"] = "[setting_statements]" + (
+            " (read through [reads] settings)" if "settings" in sut.reads else ""
+        )
+    elif "settings" in tables:
         present["settings"] = f"rows of {tables['settings']}"
-    elif sut.setting_statements:
-        present["settings"] = "[setting_statements]"
     else:
         absent["settings"] = "no pipeline_settings table and no [setting_statements] in the SUT file"
     for key in (*sut.setting_statements, *sut.fixed_settings):
