@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.provision.base import Provider, ServerInfo
 from harness.provision.dsn import DsnPostgres
 from harness.provision.embedded import EmbeddedPostgres
@@ -9,12 +11,15 @@ from harness.provision.embedded import EmbeddedPostgres
 __all__ = ["DsnPostgres", "EmbeddedPostgres", "Provider", "ServerInfo", "open_provider"]
 
 
-def open_provider(spec: str = "embedded", **kwargs: object) -> Provider:
-    """The provider named by a `--postgres` value: `embedded` (default), `docker`, or a DSN."""
+def open_provider(spec: str = "embedded", **kwargs: Any) -> Provider:
+    """The provider named by a `--postgres` value: `embedded` (default), `docker`, or a DSN.
+
+    `kwargs` go to that provider's constructor (`ready_clones` for all; `settings` and the like for embedded).
+    """
     if spec == "embedded":
-        return EmbeddedPostgres(**kwargs)  # type: ignore[arg-type]
+        return EmbeddedPostgres(**kwargs)
     if spec == "docker":
         from harness.provision.docker import DockerPostgres
 
-        return DockerPostgres(**kwargs)  # type: ignore[arg-type]
-    return DsnPostgres(spec, **kwargs)  # type: ignore[arg-type]
+        return DockerPostgres(**kwargs)
+    return DsnPostgres(spec, **kwargs)

@@ -109,3 +109,7 @@ class Provider:
 
     def resume(self) -> None:
         raise self._not_owned("resuming the server")
+
+    def postmaster_pid(self) -> int:
+        """The server's postmaster pid (the server faults read it back to see that they took effect)."""
+        raise self._not_owned("reading the postmaster pid")

@@ -140,4 +140,4 @@ class ClusterDatabases:
     def _admin(self) -> psycopg.Connection:
         params = conninfo_to_dict(self.admin_dsn)
         params.setdefault("connect_timeout", 10)
-        return psycopg.connect(make_conninfo(**params), autocommit=True)
+        return psycopg.connect(make_conninfo("", **params), autocommit=True)

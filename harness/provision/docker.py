@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.errors import BadInput, NoDockerEngine
 from harness.provision.base import Provider, ServerInfo
 
@@ -12,7 +14,7 @@ class DockerPostgres(Provider):
     def __init__(self, image: str = "postgres:16-alpine", ready_clones: int = 2) -> None:
         super().__init__(ready_clones=ready_clones)
         self.image = image
-        self._container = None
+        self._container: Any = None  # a testcontainers PostgresContainer (untyped)
         self._version = ""
 
     def start(self) -> None:

@@ -27,11 +27,13 @@ class DsnPostgres(Provider):
             ) from exc
         params.setdefault("connect_timeout", 5)
         try:
-            with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
-                self._version = str(conn.execute("SHOW server_version").fetchone()[0])
-                can_create = conn.execute(
+            with psycopg.connect(make_conninfo("", **params), autocommit=True) as conn:
+                version = conn.execute("SHOW server_version").fetchone()
+                role = conn.execute(
                     "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
-                ).fetchone()[0]
+                ).fetchone()
+                assert version is not None and role is not None  # one row each, always
+                self._version, can_create = str(version[0]), role[0]
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadDsn(
@@ -43,7 +45,7 @@ class DsnPostgres(Provider):
                 f"the user of {_redact(self.dsn)} may not create databases; the harness needs CREATEDB "
                 "to make a scratch database per run"
             )
-        self._attach_databases(make_conninfo(**params))
+        self._attach_databases(make_conninfo("", **params))
 
     def close(self) -> None:
         self._close_databases()
@@ -68,4 +70,4 @@ def _redact(dsn: str) -> str:
         return "the given DSN"
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -151,10 +152,14 @@ class EmbeddedPostgres(Provider):
             raise
 
     def _run_as_server_user(self, args: list[str]) -> subprocess.CompletedProcess[str]:
-        kwargs = (
+        kwargs = self._as_server_user()
+        return subprocess.run(args, capture_output=True, text=True, env=self._env(), **kwargs)
+
+    def _as_server_user(self) -> dict[str, Any]:
+        """subprocess arguments that run a command as the server user (when the harness runs as root)."""
+        return (
             {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
         )
-        return subprocess.run(args, capture_output=True, text=True, env=self._env(), **kwargs)
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -200,11 +205,9 @@ class EmbeddedPostgres(Provider):
         ]
         for key, value in self.settings.items():
             args += ["-c", f"{key}={value}"]
-        kwargs = (
-            {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
-        )
+        kwargs = self._as_server_user()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
+            self.process = process = subprocess.Popen(
                 args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -218,7 +221,7 @@ class EmbeddedPostgres(Provider):
             self._version = wait_for_postgres(
                 self.admin_dsn(),
                 self.start_timeout_s,
-                alive=lambda: self.process.poll() is None,
+                alive=lambda: process.poll() is None,
                 describe=f"Postgres on 127.0.0.1:{self.port}",
             )
         except (TimeoutError, RuntimeError) as exc:
@@ -285,6 +288,11 @@ class EmbeddedPostgres(Provider):
 
     def resume(self) -> None:
         self._resume_all()
+
+    def postmaster_pid(self) -> int:
+        """The postmaster's pid: the running server's, or the last one's once it stopped or was killed."""
+        assert self.process is not None, "server not started"
+        return self.process.pid
 
     @property
     def running(self) -> bool:

@@ -28,7 +28,9 @@ def wait_for_postgres(
             raise RuntimeError(f"{describe} exited before accepting connections")
         try:
             with psycopg.connect(dsn, connect_timeout=2, autocommit=True) as conn:
-                return str(conn.execute("SHOW server_version").fetchone()[0])
+                row = conn.execute("SHOW server_version").fetchone()
+                assert row is not None  # SHOW returns one row
+                return str(row[0])
         except psycopg.OperationalError as exc:
             last = exc
         time.sleep(delay)
