@@ -31,7 +31,7 @@ FORMATS = ("text", "json", "junit", "sarif")
 
 
 def register(
-    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     databases: DatabaseFactory | None = None,
 ) -> argparse.ArgumentParser:
     """Add `contracts check` to a CLI's subcommands; returns its parser (a caller may add options).

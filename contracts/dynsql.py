@@ -57,10 +57,11 @@ def plpgsql_constants(tree: Any) -> Env:
                 assignments.append((name, default["PLpgSQL_expr"].get("query", "")))
         for node in _nodes(body.get("action"), "PLpgSQL_stmt_assign"):
             varno = node.get("varno")
-            if isinstance(varno, int) and 0 <= varno < len(names) and names[varno]:
+            name = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
+            if name:
                 query = node.get("expr", {}).get("PLpgSQL_expr", {}).get("query", "")
                 match = _ASSIGN.match(query)
-                assignments.append((names[varno], query[match.end() :] if match else query))
+                assignments.append((name, query[match.end() :] if match else query))
         for _ in range(2):
             for name, expression in assignments:
                 for value in fold_expression(expression, env):
@@ -81,8 +82,8 @@ def dynamic_statements(tree: Any) -> list[tuple[str, int]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def _datum_name(datum: dict[str, Any]) -> str | None:
-    inner = next(iter(datum.values()), {}) if isinstance(datum, dict) else {}
+def _datum_name(datum: Any) -> str | None:  # a parse tree's datum; anything else has no name
+    inner: Any = next(iter(datum.values()), {}) if isinstance(datum, dict) else {}
     return inner.get("refname") if isinstance(inner, dict) else None
 
 

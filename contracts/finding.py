@@ -8,6 +8,7 @@ that defines the object, when a source tree was checked in the same run.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -50,7 +51,7 @@ class Finding:
     def suppress(self, reason: str) -> Finding:
         return replace(self, suppressed=reason)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, builtins.object]:  # `object` in this class is the field
         return {
             "rule": self.rule,
             "level": str(self.level),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -105,6 +105,7 @@ def sql_candidates(
 
 
 def _visit(node: ast.AST, scope: Scope, found: list[tuple[str, int]]) -> None:
+    child: ast.AST
     if isinstance(node, ast.ClassDef):
         inner = Scope(scope.local, scope.module, scope.classes, node.name, scope.imports, scope.importer)
         for child in node.body:
@@ -112,7 +113,7 @@ def _visit(node: ast.AST, scope: Scope, found: list[tuple[str, int]]) -> None:
         return
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
         inner = Scope({}, scope.module, scope.classes, scope.current_class, scope.imports, scope.importer)
-        body = node.body if isinstance(node.body, list) else [node.body]
+        body: Sequence[ast.AST] = node.body if isinstance(node.body, list) else [node.body]
         _collect(body, inner, inner.local)
         for child in body:
             _visit(child, inner, found)
@@ -136,7 +137,7 @@ def _builds_string(node: ast.expr) -> bool:
     return False
 
 
-def _collect(body: list[ast.stmt], scope: Scope, into: Values, class_name: str | None = None) -> None:
+def _collect(body: Sequence[ast.AST], scope: Scope, into: Values, class_name: str | None = None) -> None:
     """Assignments of string values in `body` (not in nested functions or classes), into `into`; `self.X = ...`
     inside methods lands in the class's values."""
     if class_name is not None:
@@ -148,13 +149,14 @@ def _collect(body: list[ast.stmt], scope: Scope, into: Values, class_name: str |
     if class_name is not None:
         for method in (n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
             for stmt in _statements(method.body):
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else []
-                for target in targets:
+                if not isinstance(stmt, ast.Assign):
+                    continue
+                for target in stmt.targets:
                     if _is_self_attr(target) and isinstance(target, ast.Attribute):
                         _add(into, target.attr, fold(stmt.value, scope) or [])
 
 
-def _statements(body: list[ast.stmt]) -> list[ast.AST]:
+def _statements(body: Sequence[ast.AST]) -> list[ast.AST]:
     out: list[ast.AST] = []
     stack: list[ast.AST] = list(reversed(body))
     while stack:
