@@ -73,7 +73,7 @@ def run_checker(record: RunRecord, name: str, checkers: dict[str, Checker] | Non
             name, Verdict.UNKNOWN, (), error=f"unknown checker {name!r}; known: {', '.join(sorted(registry))}"
         )
     try:
-        result = check(record)
+        result: object = check(record)  # a team's checker may return anything
     except Exception:  # a checker bug must not hide the other verdicts
         return CheckResult(name, Verdict.UNKNOWN, (), error=traceback.format_exc())
     if not isinstance(result, CheckResult):

@@ -33,7 +33,7 @@ def check(record: RunRecord) -> CheckResult:
     for job in final.jobs:
         key = (str(job["entity_id"]), str(job["job_type"]), str(job["source_event_id"]))
         triples.setdefault(key, []).append(job)
-    for (entity_id, job_type, source), jobs in sorted(triples.items()):
+    for (entity_id, job_type, source_id), jobs in sorted(triples.items()):
         if len(jobs) < 2:
             continue
         jobs = sorted(jobs, key=lambda j: int(j["id"]))
@@ -41,7 +41,7 @@ def check(record: RunRecord) -> CheckResult:
             Anomaly(
                 "duplicated",
                 f"{len(jobs)} {job_type} jobs (ids {', '.join(str(j['id']) for j in jobs)}) for one source "
-                f"event {short(source)} of entity {short(entity_id)}, created at "
+                f"event {short(source_id)} of entity {short(entity_id)}, created at "
                 f"{', '.join(clock(epoch(j.get('created_at'))) for j in jobs)}: the dedupe key "
                 f"{jobs[0].get('dedupe_key')} did not hold",
                 (entity_id,),
@@ -97,4 +97,4 @@ def check(record: RunRecord) -> CheckResult:
 
 def _is_required(event: Row, job_type: str) -> bool:
     match = JOB_EVENT.match(str(event.get("type", "")))
-    return bool(match) and match.group(1) == job_type and match.group(2) == "required"
+    return match is not None and match.group(1) == job_type and match.group(2) == "required"

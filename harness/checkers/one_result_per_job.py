@@ -45,7 +45,12 @@ def check(record: RunRecord) -> CheckResult:
                 continue
             job_id = result_job_id(event)
             job = jobs.get(job_id) if job_id is not None else None
-            if job is None or str(job["entity_id"]) != entity_id or str(job["job_type"]) != match.group(1):
+            if (
+                job_id is None
+                or job is None
+                or str(job["entity_id"]) != entity_id
+                or str(job["job_type"]) != match.group(1)
+            ):
                 anomalies.append(_stray(entity_id, event, job_id, job))
                 continue
             results.setdefault(job_id, []).append((entity_id, event))

@@ -28,8 +28,8 @@ def check(record: RunRecord) -> CheckResult:
     window = max(end - start, 0.0)
     closes: dict[str, float] = {}
     for entity_id in flows:
-        times = [epoch(e.get("at")) for e in events.get(entity_id, ()) if e.get("type") in CLOSING]
-        times = [t for t in times if t is not None]
+        stamps = [epoch(e.get("at")) for e in events.get(entity_id, ()) if e.get("type") in CLOSING]
+        times = [t for t in stamps if t is not None]
         if times:
             closes[entity_id] = min(times)
     span = max([window, *(t - start for t in closes.values())])
