@@ -27,16 +27,36 @@ config there. A team describes its own pipeline in a small TOML file (`--config 
     "job.{type}.required" = "{type}"
 
 `core_events` is what the behaviour probe (PGC011) appends, one event at a time in a rolled-back transaction.
+
+How the live probes talk to the pipeline (statements run as given, with named parameters, always inside a
+rolled-back transaction; the defaults are the reference's, in contracts/sql/live.sql):
+
+    gateway_call = "SELECT enqueue_from_event(%(entity_id)s::uuid, %(job_type)s, ...) AS job_id"
+    gateway_mode_read = "SELECT gateway_mode FROM config"         # or "none": no gateway modes
+    gateway_mode_set = "UPDATE config SET gateway_mode = %(mode)s" # or "none"
+    compat_warnings_read = "SELECT * FROM legacy_redirects WHERE entity_id = %(entity_id)s"  # or "none"
+    strict_reject_sqlstate = "42501"                              # default: any error outside 23xxx/42xxx
+    redirect_via = "legacy-redirect"                              # materialized_via of a redirected job
+    entity_insert = "INSERT INTO document_entities (id) VALUES (%(entity_id)s)"
+    event_append = "UPDATE document_entities SET events = events || ... WHERE id = %(entity_id)s"
+    [claim_calls]                                                 # claim function = how to call it once
+    claim_orchestrator_jobs = "SELECT * FROM claim_orchestrator_jobs(%(worker)s, %(limit)s)"
+
+Each statement may use only the parameters its probe gives (PARAMETERS) and must use the REQUIRED ones; a
+statement that does not fit the database (it names a relation, column or function that does not exist) is a
+warning naming its key, never a violation: the check could not run as configured.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contracts.errors import ContractInputError
+from contracts.sqlfile import named_queries
 
 KINDS = ("decision", "execution")
 
@@ -82,6 +102,47 @@ DEFAULT_CORE_EVENTS = {
 }
 _EVENT_WORDS = {"{type}": None, "{execution}": "execution", "{decision}": "decision"}
 
+# The statements through which the live probes talk to the pipeline: key -> the named query of
+# contracts/sql/live.sql that is its default (the reference's), the parameters the probe gives it and those
+# it must use. "none" declares that the pipeline has no such thing (only where NONE_ALLOWED says it may).
+NONE = "none"
+STATEMENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "gateway_call": (
+        "materialize",
+        ("entity_id", "job_type", "source_event_id", "correlation_id", "trace_id", "via"),
+        ("entity_id", "job_type", "source_event_id"),
+    ),
+    "gateway_mode_read": ("gateway_mode", (), ()),
+    "gateway_mode_set": ("set_gateway_mode_local", ("mode",), ("mode",)),
+    "compat_warnings_read": ("compat_warnings_of_entity", ("entity_id",), ("entity_id",)),
+    "entity_insert": ("seed_entity", ("entity_id",), ("entity_id",)),
+    "event_append": (
+        "append_probe_event",
+        ("entity_id", "event_id", "type", "correlation_id", "trace_id"),
+        ("entity_id", "event_id", "type"),
+    ),
+}
+NONE_ALLOWED = ("gateway_mode_read", "gateway_mode_set", "compat_warnings_read")
+CLAIM_CALL = ("claim", ("worker", "limit"), ())  # [claim_calls]: default, parameters given, required
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One probe statement as the checks run it: `text` None when the config declares it "none"."""
+
+    key: str
+    text: str | None
+    configured: bool  # False: the reference's default
+
+    @property
+    def origin(self) -> str:
+        return "from the contracts config" if self.configured else "the reference's default"
+
+    @property
+    def declared_none(self) -> bool:
+        return self.text is None
+
 
 @dataclass(frozen=True)
 class Config:
@@ -106,7 +167,37 @@ class Config:
     handlers_function: str = "table"
     core_tables: tuple[str, ...] = DEFAULT_CORE_TABLES
     core_events: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CORE_EVENTS))
+    # The live probes' statements (STATEMENTS): None takes the reference's default, "none" declares absence.
+    gateway_call: str | None = None
+    gateway_mode_read: str | None = None
+    gateway_mode_set: str | None = None
+    compat_warnings_read: str | None = None
+    entity_insert: str | None = None
+    event_append: str | None = None
+    claim_calls: dict[str, str] = field(default_factory=dict)
+    strict_reject_sqlstate: str | None = None  # None: any SQLSTATE outside classes 23 and 42
+    redirect_via: str = "compat_redirect"  # materialized_via of a job the guard redirected
     origin: str = "built-in defaults (the reference pipeline)"
+
+    def statement(self, key: str) -> Statement:
+        """The statement the probes run for `key` (STATEMENTS): the config's, else the reference's."""
+        value = getattr(self, key)
+        if value is None:
+            default = named_queries("live")[STATEMENTS[key][0]]
+            if key == "gateway_call":
+                default = default.replace("{gateway}", _quote_ident(self.gateway_functions[0]))
+            return Statement(key, default, False)
+        return Statement(key, None if value == NONE else value, True)
+
+    def claim_statement(self, function: str) -> Statement:
+        """How the PGC003 probe calls one claim function: `[claim_calls]`, else `SELECT * FROM f(worker,
+        limit)`."""
+        key = f"claim_calls.{function}"
+        if function in self.claim_calls:
+            return Statement(key, self.claim_calls[function], True)
+        return Statement(
+            key, named_queries("live")[CLAIM_CALL[0]].replace("{claim}", _quote_ident(function)), False
+        )
 
     def claim_kind(self, function: str) -> str:
         """The kind of jobs a claim function may return: the kind of its role's jobs."""
@@ -195,6 +286,7 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
         # The same default as without a config file: a config that only narrows the migrations must not
         # silently drop the repository's allowlist (every justified exception would turn into a violation).
         values["allowlist"] = (path.parent / "contracts" / "allowlist.toml").resolve()
+    problems.extend(_statements(data, values))
     handlers = data.get("handlers", {})
     if not isinstance(handlers, dict):
         problems.append("handlers: expected a table with file and function")
@@ -218,10 +310,17 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
         "handlers",
         "core_tables",
         "core_events",
+        "claim_calls",
+        "strict_reject_sqlstate",
+        "redirect_via",
+        *STATEMENTS,
     }
     problems.extend(
         f"{key}: unknown key; expected one of {', '.join(sorted(known))}" for key in data if key not in known
     )
+    for function in values.get("claim_calls", {}):
+        if function not in values.get("claims", defaults.claims):
+            problems.append(f"claim_calls.{function}: not a claim function of [claims]")
     roles_known = values.get("roles", defaults.roles)
     for function, role in values.get("claims", defaults.claims).items():
         if role not in roles_known:
@@ -229,6 +328,67 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
     if problems:
         raise ContractInputError(f"{path}: " + "; ".join(problems))
     return Config(**values)
+
+
+def _statements(data: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    """Read the probe statements (STATEMENTS, [claim_calls], strict_reject_sqlstate, redirect_via) into
+    `values`; the problems found."""
+    problems = []
+    for key, (_, given, required) in STATEMENTS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
+            problems.append(
+                f"{key}: expected a SQL statement" + (' or "none"' if key in NONE_ALLOWED else "")
+            )
+        elif value.strip().lower() == NONE:
+            if key in NONE_ALLOWED:
+                values[key] = NONE
+            else:
+                problems.append(f'{key}: cannot be "none": every pipeline of the RFC has one')
+        else:
+            problems.extend(_parameters(key, value, given, required))
+            values[key] = value.strip()
+    calls = data.get("claim_calls")
+    if calls is not None:
+        if not isinstance(calls, dict) or not all(isinstance(v, str) and v.strip() for v in calls.values()):
+            problems.append("claim_calls: expected a table of claim_function = SQL statement")
+        else:
+            for function, value in calls.items():
+                problems.extend(_parameters(f"claim_calls.{function}", value, *CLAIM_CALL[1:]))
+            values["claim_calls"] = {k: v.strip() for k, v in calls.items()}
+    if "strict_reject_sqlstate" in data:
+        code = data["strict_reject_sqlstate"]
+        if not isinstance(code, str) or not re.fullmatch(r"[0-9A-Z]{5}", code):
+            problems.append(
+                'strict_reject_sqlstate: expected a SQLSTATE of five digits or capitals, e.g. "42501"'
+            )
+        else:
+            values["strict_reject_sqlstate"] = code
+    if "redirect_via" in data:
+        if not isinstance(data["redirect_via"], str):
+            problems.append("redirect_via: expected a string (the materialized_via of a redirected job)")
+        else:
+            values["redirect_via"] = data["redirect_via"]
+    return problems
+
+
+def _parameters(key: str, statement: str, given: tuple[str, ...], required: tuple[str, ...]) -> list[str]:
+    used = set(_PARAM.findall(statement))
+    problems = []
+    if unknown := sorted(used - set(given)):
+        problems.append(
+            f"{key}: uses {', '.join(f'%({p})s' for p in unknown)}; its probe gives "
+            + (", ".join(f"%({p})s" for p in given) or "no parameter")
+        )
+    if missing := [p for p in required if p not in used]:
+        problems.append(f"{key}: must use {', '.join(f'%({p})s' for p in missing)}")
+    return problems
+
+
+def _quote_ident(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _strings(value: object) -> bool:

@@ -2,7 +2,10 @@
 
 Each check reads the catalog or runs a probe (contracts/probe.py, always rolled back) and returns findings;
 a check that cannot run because the object it needs is missing or broken reports that as its finding, so
-one broken object never hides the verdict of the others.
+one broken object never hides the verdict of the others. A check whose probe statement (the contracts
+config's, or the reference's default) does not fit the database reports a warning naming the config key to
+set: the pipeline was not checked, which is not a violation of it. A part the config declares absent
+("none": no gateway modes, no compat warnings; no worker roles) is a note saying what was not checked.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from contracts.livefunctions import live_functions
 from contracts.privileges import replica_defaults, worker_roles
 from contracts.probe import (
     Conn,
+    StatementUnfit,
     first_line,
     probe_claims,
     probe_core_trigger,
@@ -61,6 +65,9 @@ def check_live(dsn: str, config: Config) -> LiveReport:
         for rule_id, check in CHECKS:
             try:
                 found, seen = check(conn, config)
+            except StatementUnfit as exc:
+                found = [_unfit(rule_id, exc)]
+                seen = [f"not checked: {exc}"]
             except psycopg.Error as exc:
                 found = [
                     Finding(
@@ -92,6 +99,16 @@ def _f(rule_id: str, message: str, obj: str, level: Level = Level.ERROR) -> Find
 
 
 Result = tuple[list[Finding], list[str]]
+
+
+def _unfit(rule_id: str, exc: StatementUnfit) -> Finding:
+    """A check (or part of one) that could not run: its statement does not fit the database."""
+    return _f(rule_id, f"could not check: {exc}", f"config {exc.key}", Level.WARNING)
+
+
+def _not_applicable(rule_id: str, what: str, key: str) -> Finding:
+    """A part of a check the contracts config declares absent from this pipeline."""
+    return _f(rule_id, f"not checked: {what}", f"config {key}", Level.NOTE)
 
 
 def core_trigger(conn: Conn, config: Config) -> Result:
@@ -165,8 +182,12 @@ def projection_trigger(conn: Conn, config: Config) -> Result:
 def claims_behaviour(conn: Conn, config: Config) -> Result:
     job_types = {r["name"]: r["kind"] for r in _all(conn, "job_types")}
     found, seen = [], []
-    for probe in probe_claims(conn, config.gateway_functions[0], job_types):
+    for probe in probe_claims(conn, config, job_types):
         obj = f"function {probe.function}"
+        if probe.unfit is not None:
+            found.append(_unfit("PGC003", probe.unfit))
+            seen.append(f"{probe.function}: not called ({probe.unfit.problem})")
+            continue
         returned = ", ".join(f"{t} ({k})" for _, t, k in probe.returned) or "nothing"
         seen.append(
             f"seeded one job of each type ({', '.join(sorted(job_types))}) in a rolled-back transaction; "
@@ -267,40 +288,67 @@ def gateway_only_writer(conn: Conn, config: Config) -> Result:
             _f("PGC006", f"{obj} is {ENABLED.get(rows[0]['enabled'])}: direct inserts are not stopped", obj)
         )
     execution = sorted(n for n, k in config.job_types.items() if k == "execution")
-    probe = probe_direct_insert(conn, "protect" if "protect" in execution else execution[0])
+    probe = probe_direct_insert(conn, "protect" if "protect" in execution else execution[0], config=config)
     seen.extend(probe.evidence)
+    found.extend(_unfit("PGC006", exc) for exc in probe.unfit)
+    if config.statement("compat_warnings_read").declared_none:
+        found.append(
+            _not_applicable(
+                "PGC006",
+                "compat_warnings_read = none: the pipeline records no compat warnings, so a redirected insert "
+                "is judged without one",
+                "compat_warnings_read",
+            )
+        )
+    rejection = (
+        f"SQLSTATE {config.strict_reject_sqlstate}"
+        if config.strict_reject_sqlstate
+        else "an error outside classes 23 and 42"
+    )
     if probe.mode == "strict" and not probe.rejected:
         found.append(
             _f(
                 "PGC006",
                 "gateway_mode is strict but a direct insert into executor_jobs was "
                 + (
-                    f"refused for another reason ({probe.error_sqlstate}: {probe.error})"
+                    f"refused for another reason ({probe.error_sqlstate}: {probe.error}; a strict rejection "
+                    f"is {rejection})"
                     if probe.error
                     else "accepted"
                 ),
                 "table executor_jobs",
             )
         )
-    elif probe.mode != "strict" and not probe.redirected:
-        what = (
-            f"failed ({probe.error_sqlstate}: {probe.error})"
-            if probe.error
-            else f"kept as inserted ({probe.direct_rows} row)"
-            if probe.direct_rows
-            else "redirected without a compat warning"
-            if probe.redirected_rows
-            else "lost (no job materialized)"
-        )
+    elif probe.mode is None and not (probe.rejected or probe.redirected):
         found.append(
             _f(
                 "PGC006",
-                f"gateway_mode is {probe.mode} but a direct insert was {what}; it must be redirected "
-                "through the gateway and recorded in compat_warnings",
+                f"a direct insert was {_outcome(probe)}; with no gateway mode known it must be redirected "
+                f"through the gateway (with a compat warning) or rejected ({rejection})",
+                "table executor_jobs",
+            )
+        )
+    elif probe.mode not in (None, "strict") and not probe.redirected:
+        found.append(
+            _f(
+                "PGC006",
+                f"gateway_mode is {probe.mode} but a direct insert was {_outcome(probe)}; it must be "
+                "redirected through the gateway and recorded as a compat warning",
                 "table executor_jobs",
             )
         )
     return found, seen
+
+
+def _outcome(probe: Any) -> str:
+    """What became of the PGC006 probe's direct insert, in words."""
+    if probe.error:
+        return f"failed ({probe.error_sqlstate}: {probe.error})"
+    if probe.direct_rows:
+        return f"kept as inserted ({probe.direct_rows} row)"
+    if probe.redirected_rows:
+        return "redirected without a compat warning"
+    return "lost (no job materialized)"
 
 
 def gateway_definer(conn: Conn, config: Config) -> Result:
@@ -332,7 +380,7 @@ def gateway_definer(conn: Conn, config: Config) -> Result:
 def dedupe_fix(conn: Conn, config: Config) -> Result:
     gateway = config.gateway_functions[0]
     job_type = next(iter(sorted(config.job_types)), "protect")
-    probe = probe_dedupe(conn, gateway, job_type)
+    probe = probe_dedupe(conn, config, job_type)
     obj = f"function {gateway}"
     if probe.error_sqlstate == "42702":
         return [
@@ -366,9 +414,19 @@ def core_trigger_behaviour(conn: Conn, config: Config) -> Result:
     """PGC011: the core trigger present and enabled is not enough; each event that needs a job must get it."""
     job_types = {r["name"]: r["kind"] for r in _all(conn, "job_types")}
     expected = config.expected_jobs(job_types)
-    probes = probe_core_trigger(conn, expected)
+    probes, unfit = probe_core_trigger(conn, config, expected)
     obj = f"trigger {config.core_trigger} on document_entities"
-    found = [
+    found = [_unfit("PGC011", exc) for exc in unfit]
+    if config.statement("compat_warnings_read").declared_none:
+        found.append(
+            _not_applicable(
+                "PGC011",
+                "compat_warnings_read = none: a compat redirect is seen only by its materialized_via "
+                f"({config.redirect_via})",
+                "compat_warnings_read",
+            )
+        )
+    found += [
         _f(
             "PGC011",
             f"appending {p.event_type} (in a rolled-back transaction) "

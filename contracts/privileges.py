@@ -34,6 +34,17 @@ def _f(rule_id: str, message: str, obj: str, level: Level = Level.ERROR) -> Find
 
 def worker_roles(conn: Conn, config: Config) -> Result:
     """PGC008: no worker role reaches INSERT on executor_jobs by any role path."""
+    if not config.worker_roles:
+        return [
+            _f(
+                "PGC008",
+                "not checked: the contracts config declares no worker roles (worker_roles = []): the workers "
+                "log in as no role of their own, so no privilege keeps them from inserting into executor_jobs; "
+                "list the roles they log in as in worker_roles to have them checked",
+                "config worker_roles",
+                Level.NOTE,
+            )
+        ], ["worker_roles = []: no role checked"]
     rows = _rows(conn, "role_insert_paths", roles=list(config.worker_roles))
     by_worker: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

@@ -24,47 +24,94 @@ SELECT p.oid, p.proname AS name, p.prosecdef AS security_definer, p.proconfig AS
 -- name: job_types
 SELECT name, kind FROM job_types ORDER BY name
 
+-- == The reference's probe statements =======================================================================
+-- Defaults of the config keys of the same purpose (contracts/config.py STATEMENTS); a pipeline with other
+-- shapes gives its own in its contracts config. Each runs inside a transaction that is always rolled back.
+
 -- name: gateway_mode
+-- gateway_mode_read: the gateway mode in force (compat or strict).
 SELECT coalesce((SELECT value FROM pipeline_settings WHERE key = 'gateway_mode'), 'compat') AS mode
+
+-- name: set_gateway_mode_local
+-- gateway_mode_set: switch the mode, inside the probe's rolled-back transaction only.
+UPDATE pipeline_settings SET value = %(mode)s WHERE key = 'gateway_mode'
+
+-- name: compat_warnings_of_entity
+-- compat_warnings_read: the compat warnings recorded for one entity, one row each.
+SELECT * FROM compat_warnings WHERE entity_id = %(entity_id)s
+
+-- name: seed_entity
+-- entity_insert: a fresh entity for a probe.
+INSERT INTO document_entities (id, owner_id) VALUES (%(entity_id)s, 'contracts-probe')
+
+-- name: materialize
+-- gateway_call: the gateway, called once for one source event ({gateway}: the first of gateway_functions).
+SELECT * FROM {gateway}(%(job_type)s, %(entity_id)s, %(source_event_id)s, jsonb_build_object(), NULL, NULL,
+                       'contracts_probe')
+
+-- name: claim
+-- [claim_calls]: one claim function ({claim}) called once by a probe worker.
+SELECT * FROM {claim}(%(worker)s, %(limit)s)
+
+-- name: append_probe_event
+-- event_append (PGC011): one well-formed event appended to an entity as any writer would (a raw append to
+-- events), so the core trigger, and nothing else, decides what it becomes.
+UPDATE document_entities
+   SET events = events || jsonb_build_array(jsonb_build_object(
+           'id', %(event_id)s::text, 'type', %(type)s::text, 'at', clock_timestamp(),
+           'correlation_id', %(correlation_id)s::text, 'trace_id', %(trace_id)s::text, 'causation_id', NULL,
+           'payload', jsonb_build_object('contracts_probe', true)))
+ WHERE id = %(entity_id)s
+
+-- == The checker's own probe statements: only the RFC's relations and the SUT contract's columns ==========
 
 -- name: probe_settings
 -- Every probe runs in a transaction that is always rolled back; these bound how long it may wait.
 SELECT set_config('lock_timeout', '5s', true), set_config('statement_timeout', '30s', true)
 
--- name: seed_entity
-INSERT INTO document_entities (id, owner_id) VALUES (%(entity_id)s, 'contracts-probe')
-
--- name: materialize
-SELECT * FROM {gateway}(%(job_type)s, %(entity_id)s, %(source_event_id)s, jsonb_build_object(), NULL, NULL,
-                       'contracts_probe')
+-- name: queue_columns
+-- The columns of executor_jobs: the probes use the optional ones (kind, run_at, materialized_via) only
+-- where they exist.
+SELECT a.attname AS name FROM pg_attribute a
+ WHERE a.attrelid = to_regclass('executor_jobs') AND a.attnum > 0 AND NOT a.attisdropped
 
 -- name: prioritize
 -- The seeded jobs go first in claim order, so a busy queue cannot hide them from the probe.
 UPDATE executor_jobs SET run_at = '-infinity' WHERE id = ANY(%(ids)s)
 
--- name: claim_decision
-SELECT * FROM claim_initial_decision_jobs('contracts-probe', %(limit)s)
-
--- name: claim_execution
-SELECT * FROM claim_orchestrator_jobs('contracts-probe', %(limit)s)
-
 -- name: kinds_of_jobs
 SELECT j.id, j.job_type, t.kind FROM executor_jobs j JOIN job_types t ON t.name = j.job_type
  WHERE j.id = ANY(%(ids)s)
 
--- name: set_gateway_mode_local
-UPDATE pipeline_settings SET value = %(mode)s WHERE key = 'gateway_mode'
-
 -- name: direct_insert
--- The PGC006 probe: the one direct insert the contracts make, in a rolled-back transaction.
+-- The PGC006 probe: the one direct insert the contracts make, in a rolled-back transaction, with the SUT
+-- contract's columns and the optional kind and materialized_via (the reference's queue requires both). The
+-- variants below leave out whichever of those executor_jobs does not have.
 INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id, materialized_via)
-VALUES (%(job_type)s, 'execution', %(entity_id)s, %(dedupe_key)s, %(source_event_id)s, 'contracts_probe_direct')
+VALUES (%(job_type)s, (SELECT t.kind FROM job_types t WHERE t.name = %(job_type)s), %(entity_id)s,
+        %(dedupe_key)s, %(source_event_id)s, 'contracts_probe_direct')
+
+-- name: direct_insert_without_kind
+INSERT INTO executor_jobs (job_type, entity_id, dedupe_key, source_event_id, materialized_via)
+VALUES (%(job_type)s, %(entity_id)s, %(dedupe_key)s, %(source_event_id)s, 'contracts_probe_direct')
+
+-- name: direct_insert_without_via
+INSERT INTO executor_jobs (job_type, kind, entity_id, dedupe_key, source_event_id)
+VALUES (%(job_type)s, (SELECT t.kind FROM job_types t WHERE t.name = %(job_type)s), %(entity_id)s,
+        %(dedupe_key)s, %(source_event_id)s)
+
+-- name: direct_insert_without_kind_or_via
+INSERT INTO executor_jobs (job_type, entity_id, dedupe_key, source_event_id)
+VALUES (%(job_type)s, %(entity_id)s, %(dedupe_key)s, %(source_event_id)s)
 
 -- name: after_direct_insert
+-- What became of it: rows kept as inserted (its dedupe key), and the other jobs of its fresh entity (only a
+-- redirect through the gateway can have made them), with how they say they were made.
 SELECT (SELECT count(*) FROM executor_jobs WHERE dedupe_key = %(dedupe_key)s) AS direct_rows,
        (SELECT count(*) FROM executor_jobs WHERE entity_id = %(entity_id)s
-                                             AND materialized_via = 'compat_redirect') AS redirected_rows,
-       (SELECT count(*) FROM compat_warnings WHERE entity_id = %(entity_id)s) AS warnings
+                                             AND dedupe_key <> %(dedupe_key)s) AS redirected_rows,
+       (SELECT coalesce(array_agg(DISTINCT coalesce(to_jsonb(j) ->> 'materialized_via', '?')), '{}')
+          FROM executor_jobs j WHERE j.entity_id = %(entity_id)s AND j.dedupe_key <> %(dedupe_key)s) AS via
 
 -- name: role_insert_paths
 -- PGC008: every role a worker role reaches (itself, roles it is a member of directly or indirectly, with or
@@ -105,19 +152,9 @@ SELECT coalesce(d.datname, '') AS database, coalesce(r.rolname, '') AS role, c.s
 -- PGC010: the value a session of the checker starts with (reset_val) and where it comes from.
 SELECT setting, reset_val, source, boot_val FROM pg_settings WHERE name = 'session_replication_role'
 
--- name: append_probe_event
--- PGC011: one well-formed event appended to an entity as any writer would (a raw append to events), so the
--- core trigger, and nothing else, decides what it becomes.
-UPDATE document_entities
-   SET events = events || jsonb_build_array(jsonb_build_object(
-           'id', %(event_id)s::text, 'type', %(type)s::text, 'at', clock_timestamp(),
-           'correlation_id', %(correlation_id)s::text, 'trace_id', %(trace_id)s::text, 'causation_id', NULL,
-           'payload', jsonb_build_object('contracts_probe', true)))
- WHERE id = %(entity_id)s
-
 -- name: jobs_of_event
-SELECT j.job_type, j.materialized_via,
-       (SELECT count(*) FROM compat_warnings w WHERE w.entity_id = %(entity_id)s) AS warnings
+-- PGC011: the jobs materialized from one appended event (materialized_via where the queue has it).
+SELECT j.job_type, coalesce(to_jsonb(j) ->> 'materialized_via', '?') AS materialized_via
   FROM executor_jobs j WHERE j.source_event_id = %(event_id)s ORDER BY j.id
 
 -- name: user_functions
