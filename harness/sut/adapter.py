@@ -176,7 +176,7 @@ class SutSql:
                     raise BadInput(why)
                 statement = self.setting_statement(key)
                 if statement is not None:
-                    conn.execute(statement, {"key": key, "value": str(value)})  # type: ignore[arg-type]
+                    conn.execute(statement, {"key": key, "value": str(value)})
 
     def read_setting(self, conn: psycopg.Connection[Any], key: str) -> str | None:
         if key in self.sut.fixed_settings:
@@ -184,7 +184,7 @@ class SutSql:
         if not self.has("settings"):
             return None
         row = conn.execute(
-            f"SELECT value FROM {self.relation('settings')} s WHERE key = %(key)s",  # type: ignore[arg-type]
+            f"SELECT value FROM {self.relation('settings')} s WHERE key = %(key)s",
             {"key": key},
         ).fetchone()
         return None if row is None else str(row[0])
@@ -257,7 +257,7 @@ class SutSql:
         params = {"entity_id": entity_id, "document": document, "owner": owner, "event_id": event_id}
         entry = self.sut.entry
         if entry.request:
-            cur = conn.execute(entry.request, params)  # type: ignore[arg-type]
+            cur = conn.execute(entry.request, params)
             row = cur.fetchone() if cur.description else None
             return row[0] if row else None
         dsn = conn.info.dsn
@@ -292,7 +292,7 @@ class EntryUnknown(Exception):
     """The pipeline's entry command did not answer in time: the request may or may not have landed."""
 
 
-class _Rendered(dict):  # type: ignore[type-arg]
+class _Rendered(dict[str, str]):
     """A mapping of query name -> statement that renders each statement the first time it is asked for, so a
     query over a relation the pipeline lacks fails only if it is used."""
 

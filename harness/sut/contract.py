@@ -307,7 +307,7 @@ def _check_read(conn: psycopg.Connection[Any], relation: Relation, select: str) 
     """A `[reads]` SELECT runs and returns the relation's required columns."""
     try:
         with conn.transaction(force_rollback=True):
-            cur = conn.execute(f"SELECT * FROM ({select}) AS q LIMIT 0")  # type: ignore[arg-type]
+            cur = conn.execute(f"SELECT * FROM ({select}) AS q LIMIT 0")
             names = {d.name for d in cur.description or ()}
     except psycopg.Error as exc:
         return f"[reads] {relation.name} does not run: {str(exc).strip().splitlines()[0]}"

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ SUPERVISOR_ENV = "HARNESS_SUPERVISOR_PID"
 class Managed:
     name: str
     argv: list[str]
-    env: dict[str, str]
+    env: Mapping[str, str]
     log_path: Path
     process: subprocess.Popen[bytes]
     started_at: float = field(default_factory=time.time)
@@ -57,7 +58,11 @@ class Supervisor:
         self.close()
 
     def start(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None, wait_url_s: float | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+        wait_url_s: float | None = None,
     ) -> Managed:
         """Start a process. With `wait_url_s`, wait for its `listening on URL` line and keep the URL."""
         # Every child learns who supervises it, so a SUT's process can stop once the harness is gone even
@@ -85,11 +90,12 @@ class Supervisor:
         return managed
 
     def _read_url(self, managed: Managed, timeout_s: float) -> str:
-        assert managed.process.stdout is not None
+        stdout = managed.process.stdout
+        assert stdout is not None
         found: list[str] = []
 
         def read() -> None:
-            line = managed.process.stdout.readline().decode(errors="replace")  # type: ignore[union-attr]
+            line = stdout.readline().decode(errors="replace")
             match = _LISTENING.search(line)
             if match:
                 found.append(match.group(1))

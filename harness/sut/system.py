@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import psycopg
@@ -23,6 +23,9 @@ from harness.errors import HarnessError
 from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 from harness.sut.supervisor import Managed, Supervisor, tail
+
+if TYPE_CHECKING:
+    from harness.sut.network import Network
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class RunningSystem:
         self.sql = sql or SutSql.connect(sut, dsn)  # raises SutIncomplete, naming what the pipeline lacks
         self.supervisor = Supervisor(log_dir)
         self.urls: dict[str, str] = {}
-        self.network = None  # harness.sut.network.Network, when the options ask for proxied links
+        self.network: Network | None = None  # when the options ask for proxied links
         self.worker_dsn = dsn
         self.worker_urls: dict[str, str] = {}
         self.found: dict[str, str] = {}  # capabilities seen once running (a service's admin API)
@@ -109,9 +112,9 @@ class RunningSystem:
             while time.monotonic() < deadline:
                 if heartbeats:
                     pids = [m.pid for m in workers]
-                    ready = conn.execute(
-                        self.sql.queries("system")["live_workers"], {"pids": pids}
-                    ).fetchone()[0]
+                    row = conn.execute(self.sql.queries("system")["live_workers"], {"pids": pids}).fetchone()
+                    assert row is not None  # a count
+                    ready = row[0]
                 else:
                     ready = sum(1 for m in workers if _connected(m.pid, target))
                 if ready >= len(workers):
