@@ -63,8 +63,8 @@ def as_dict(result: MutateResult) -> dict[str, Any]:
         "scenarios": [s.name for s in result.scenarios],
         "left_out": result.left_out,
         "order": ORDER_NOTE
-        if coverage
-        else "every scenario for every mutant, smoke first, then by kills; fail-fast",
+        if coverage and not options.all_scenarios
+        else "every scenario for every mutant: smoke ones first, then those that killed most so far; fail-fast",
         "coverage": None
         if coverage is None
         else {
@@ -144,6 +144,9 @@ def render_text(result: MutateResult) -> str:
         if not chosen:
             continue
         lines += ["", f"{title}: {len(chosen)}"]
+        if status == EQUIVALENT:
+            lines += _equivalents(chosen)
+            continue
         for m in chosen:
             head = f"  {m['id']} {m['operator']} in {m['target']} (line {m['line']}): {m['change']}"
             if status == KILLED:
@@ -161,12 +164,28 @@ def render_text(result: MutateResult) -> str:
                 ]
             if m["reason"]:
                 lines.append(f"      why: {m['reason']}")
-            if status in (SURVIVED, EQUIVALENT):
+            if status == SURVIVED:
                 lines += ["      " + line for line in m["diff"].splitlines()]
     if doc["counts"][UNTRIED]:
         lines += ["", f"untried: {doc['counts'][UNTRIED]} (the budget was spent)"]
     lines += [f"note: {note}" for note in doc["notes"]]
     return "\n".join(lines)
+
+
+def _equivalents(chosen: list[dict[str, Any]]) -> list[str]:
+    """Equivalent mutants grouped by the reason that judged them (one rule, many mutants); the diff of those
+    that ran anyway (`--run-unreached`)."""
+    lines: list[str] = []
+    reasons: dict[str, list[dict[str, Any]]] = {}
+    for m in chosen:
+        reasons.setdefault(m["reason"] or "", []).append(m)
+    for reason, group in reasons.items():
+        lines.append(f"  why ({len(group)}): {reason}")
+        for m in group:
+            lines.append(f"    {m['id']} {m['operator']} in {m['target']} (line {m['line']}): {m['change']}")
+            if m["scenarios"]:
+                lines += ["      " + line for line in m["diff"].splitlines()]
+    return lines
 
 
 def render_html(result: MutateResult) -> str:

@@ -15,6 +15,7 @@ refused the copy (counted with the schema-breakers).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -158,7 +159,9 @@ def _run(command: list[str], log: Path, timeout: float | None) -> int | None:
     """Run `harness run`; its exit code, or None when `timeout` ran out (it was stopped with SIGTERM, which
     the harness unwinds like Ctrl-C: faults healed, processes and servers stopped)."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_end_with_parent
+        )
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -167,6 +170,13 @@ def _run(command: list[str], log: Path, timeout: float | None) -> int | None:
         except BaseException:
             _stop(proc)
             raise
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: a SIGTERM from the kernel if this process dies without stopping it (killed
+    with SIGKILL), so the harness run unwinds instead of running on alone."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

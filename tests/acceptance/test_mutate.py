@@ -119,6 +119,7 @@ def test_bad_arguments_exit_3_naming_the_problem(args: list[str], message: str) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_nightly_kills_the_guard_and_the_dedupe(tmp_path: Path) -> None:
     done = mutate(
         "--suite", "nightly", "--functions", "request_protection,executor_jobs_gateway_guard",
