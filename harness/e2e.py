@@ -72,7 +72,9 @@ def wait_closed(dsn: str, ids: list[str], timeout_s: float, sql: SutSql) -> int:
     Q = sql.queries("system")
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            closed = int(conn.execute(Q["count_closed"], {"ids": ids}).fetchone()[0])
+            row = conn.execute(Q["count_closed"], {"ids": ids}).fetchone()
+            assert row is not None  # a count
+            closed = int(row[0])
             if closed >= len(ids):
                 break
             time.sleep(0.05)

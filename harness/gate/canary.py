@@ -10,9 +10,11 @@ time says so). The trace judgement is the harness's (`harness.sut.readback.read_
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -86,7 +88,7 @@ def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) ->
             sql.request(conn, entity, f"phase gate flow {index + 1}", "phase-gate")
             with contextlib.suppress(WaitTimeout):
                 wait_until(
-                    lambda e=entity: conn.execute(Q["flow_closed"], {"entity_id": e}).fetchone()[0],
+                    functools.partial(_flow_closed, conn, entity),
                     timeout=timeout_s,
                     describe=f"flow of entity {entity} to close",
                     interval=0.05,
@@ -111,3 +113,9 @@ def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) ->
             if not flow.ok:
                 break
     return result
+
+
+def _flow_closed(conn: psycopg.Connection[Any], entity: str) -> Any:
+    row = conn.execute(Q["flow_closed"], {"entity_id": entity}).fetchone()
+    assert row is not None  # one row: whether the flow closed
+    return row[0]

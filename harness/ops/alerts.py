@@ -43,7 +43,9 @@ class RuleSet:
 
 
 def read_rules(conn: psycopg.Connection[Any], profile: str | None) -> RuleSet:
-    if not conn.execute(Q["has_rules"]).fetchone()[0]:
+    has_rules = conn.execute(Q["has_rules"]).fetchone()
+    assert has_rules is not None  # one row: whether the rules are there
+    if not has_rules[0]:
         raise BadInput(
             "the database has no alert rules (alert_rules_current); migrate it with the pipeline's "
             "migrations first"

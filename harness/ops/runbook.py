@@ -159,7 +159,9 @@ def diagnose(
 ) -> Diagnosis:
     """Run the steps' queries read-only and judge each one."""
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", (role,)).fetchone()[0]:
+        exists = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", (role,)).fetchone()
+        assert exists is not None  # EXISTS returns one row
+        if exists[0]:
             conn.execute("SELECT set_config('role', %s, false)", (role,))
         conn.execute("SET default_transaction_read_only = on")
         return Diagnosis(runbook, tuple(run_step(conn, step) for step in (steps or runbook.steps)))

@@ -93,6 +93,13 @@ def raw_step_rate(dsn: str, jobs: int, batch: int) -> float:
         return done / (time.perf_counter() - started)
 
 
+def _one(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | None = None) -> Any:
+    """The value of a query that returns one row of one column."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def complete_all(conn: psycopg.Connection[Any], runs: list[Any]) -> None:
     """Complete claimed (job_id, run_id) pairs with one `complete_jobs` statement, as the workers do."""
     conn.execute(Q["complete"], {"job_ids": [r[0] for r in runs], "run_ids": [r[1] for r in runs]})
@@ -131,9 +138,9 @@ def _drain(sut: Sut, dsn: str, role: str, batch: int, log_dir: Path, server_cpu:
             for worker in list(pids):
                 pids += [row[0] for row in conn.execute(Q["worker_backends"], {"name": f"%:{worker}"})]
         before = cpu_seconds(pids)
-        left = conn.execute(Q["work_remaining"], {"kind": kind}).fetchone()[0]  # type: ignore[index]
+        left = _one(conn, Q["work_remaining"], {"kind": kind})
         started = time.perf_counter()
-        while conn.execute(Q["work_left"], {"kind": kind}).fetchone()[0]:  # type: ignore[index]
+        while _one(conn, Q["work_left"], {"kind": kind}):
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
         after = cpu_seconds(pids)
@@ -272,7 +279,7 @@ def naptime_note(naptime_s: int) -> str | None:
 
 def server_notes(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
-        naptime = conn.execute(Q["autovacuum_naptime_s"]).fetchone()[0]
+        naptime = _one(conn, Q["autovacuum_naptime_s"])
     note = naptime_note(int(naptime))
     return [note] if note else []
 

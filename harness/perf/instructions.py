@@ -91,7 +91,9 @@ class Counter:
     def count(self, dsn: str, work: Callable[[psycopg.Connection[Any]], None]) -> int:
         """Run `work` on a new connection, close it, and return the instructions its backend executed."""
         with psycopg.connect(dsn, autocommit=True) as conn:
-            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None  # one row: the pid
+            pid = row[0]
             work(conn)
         out = self.folder / f"cg.{pid}"
         deadline = time.monotonic() + 60

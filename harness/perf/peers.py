@@ -106,11 +106,12 @@ async def _drain(dsn: str, jobs: int, batch: int, server_cpu: bool) -> Drain:
 
 def _asyncpg_params(dsn: str) -> dict[str, object]:
     parts = conninfo_to_dict(dsn)
+    port = parts.get("port")
     return {
         key: value
         for key, value in {
             "host": parts.get("host"),
-            "port": int(parts["port"]) if parts.get("port") else None,
+            "port": int(port) if port else None,
             "user": parts.get("user"),
             "password": parts.get("password"),
             "database": parts.get("dbname"),
