@@ -1,6 +1,7 @@
 """The orchestrator's handler table, read statically: the keys of the dict literal that the configured
-function (`table()` in pipeline/handlers.py by default) returns. Reading it without importing keeps the
-gate free of the pipeline's imports and side effects."""
+function (`table()` in pipeline/handlers.py by default) returns, or that a module-level name of that file is
+bound to (`HANDLERS = {"protect": protect, ...}`, as tests/other_pipeline has it). Reading it without
+importing keeps the gate free of the pipeline's imports and side effects."""
 
 from __future__ import annotations
 
@@ -24,17 +25,29 @@ def read_handler_table(root: Path, rel: str, function: str) -> HandlerTable:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError) as exc:
         raise ContractInputError(f"cannot read the handler table in {path}: {exc}") from exc
+    for node in tree.body:
+        value = (
+            node.value
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == function for t in node.targets)
+            else node.value
+            if isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == function
+            else None
+        )
+        if isinstance(value, ast.Dict):
+            return HandlerTable(rel, node.lineno, _keys(value))
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == function:
             for inner in ast.walk(node):
                 if isinstance(inner, ast.Return) and isinstance(inner.value, ast.Dict):
-                    keys = tuple(
-                        k.value
-                        for k in inner.value.keys
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                    )
-                    return HandlerTable(rel, inner.lineno, keys)
+                    return HandlerTable(rel, inner.lineno, _keys(inner.value))
     raise ContractInputError(
-        f"{path}: no function {function}() returning a dict literal of handlers; set "
-        "[handlers] file and function in the contracts config"
+        f"{path}: no function {function}() returning a dict literal of handlers, and no module-level "
+        f"{function} = {{...}}; set [handlers] file and function in the contracts config"
     )
+
+
+def _keys(table: ast.Dict) -> tuple[str, ...]:
+    return tuple(k.value for k in table.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))

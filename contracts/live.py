@@ -101,14 +101,32 @@ def _f(rule_id: str, message: str, obj: str, level: Level = Level.ERROR) -> Find
 Result = tuple[list[Finding], list[str]]
 
 
+CONFIG_FIX = (
+    "Set {key} in the contracts config to this pipeline's own statement (contracts/README.md, Live probes on "
+    "any pipeline), so the check runs against this pipeline's shapes instead of the reference's."
+)
+
+
 def _unfit(rule_id: str, exc: StatementUnfit) -> Finding:
     """A check (or part of one) that could not run: its statement does not fit the database."""
-    return _f(rule_id, f"could not check: {exc}", f"config {exc.key}", Level.WARNING)
+    return Finding(
+        rule_id,
+        Level.WARNING,
+        f"could not check: {exc}",
+        CONFIG_FIX.format(key=exc.key),
+        object=f"config {exc.key}",
+    )
 
 
 def _not_applicable(rule_id: str, what: str, key: str) -> Finding:
     """A part of a check the contracts config declares absent from this pipeline."""
-    return _f(rule_id, f"not checked: {what}", f"config {key}", Level.NOTE)
+    return Finding(
+        rule_id,
+        Level.NOTE,
+        f"not checked: {what}",
+        f"Nothing to do if the pipeline has none; once it has, set {key} in the contracts config.",
+        object=f"config {key}",
+    )
 
 
 def core_trigger(conn: Conn, config: Config) -> Result:
@@ -399,6 +417,15 @@ def dedupe_fix(conn: Conn, config: Config) -> Result:
         f"{gateway} called twice for one source event in a rolled-back transaction: first {probe.first}, "
         f"second {probe.second}"
     ]
+    if probe.second.get("job_id") is None:
+        return [
+            _f(
+                "PGC009",
+                f"{gateway} returned no job for the second call for the same source event (the first "
+                f"returned job {probe.first.get('job_id')}): a caller cannot tell the event already has its job",
+                obj,
+            )
+        ], seen
     if probe.second.get("created") or probe.first.get("job_id") != probe.second.get("job_id"):
         return [
             _f(

@@ -36,13 +36,15 @@ def worker_roles(conn: Conn, config: Config) -> Result:
     """PGC008: no worker role reaches INSERT on executor_jobs by any role path."""
     if not config.worker_roles:
         return [
-            _f(
+            Finding(
                 "PGC008",
+                Level.NOTE,
                 "not checked: the contracts config declares no worker roles (worker_roles = []): the workers "
                 "log in as no role of their own, so no privilege keeps them from inserting into executor_jobs; "
                 "list the roles they log in as in worker_roles to have them checked",
-                "config worker_roles",
-                Level.NOTE,
+                "Give the workers database roles of their own, without INSERT on executor_jobs, and list them "
+                "in worker_roles.",
+                object="config worker_roles",
             )
         ], ["worker_roles = []: no role checked"]
     rows = _rows(conn, "role_insert_paths", roles=list(config.worker_roles))

@@ -88,12 +88,17 @@ def run(conn: Conn, statement: Statement, params: dict[str, Any]) -> list[dict[s
         raise
 
 
-def job_id_of(statement: Statement, row: dict[str, Any] | None) -> int:
-    """The job id a gateway call returned: its column job_id, else id, else its first column."""
-    values = list((row or {}).values())
-    value = (row or {}).get("job_id", (row or {}).get("id", values[0] if values else None))
+def job_id_of(statement: Statement, row: dict[str, Any] | None) -> int | None:
+    """The job id a gateway call (or a claim) returned: its column job_id, else id, else its first column;
+    None when that is NULL or there is no row."""
+    if not row:
+        return None
+    values = list(row.values())
+    value = row["job_id"] if "job_id" in row else row["id"] if "id" in row else values[0] if values else None
+    if value is None:
+        return None
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     except (TypeError, ValueError):
         raise StatementUnfit(
             statement,
@@ -104,7 +109,8 @@ def job_id_of(statement: Statement, row: dict[str, Any] | None) -> int:
 def materialize(
     conn: Conn, config: Config, job_type: str, entity_id: str, source_event_id: str
 ) -> dict[str, Any]:
-    """One gateway call (`gateway_call`) for one source event; its row, with `job_id` set."""
+    """One gateway call (`gateway_call`) for one source event; its row, with `job_id` set (None: the gateway
+    returned no job)."""
     statement = config.statement("gateway_call")
     params = {
         "job_type": job_type,
@@ -150,6 +156,10 @@ def probe_claims(conn: Conn, config: Config, job_types: dict[str, str]) -> list[
         seeded: dict[int, tuple[str, str]] = {}
         for name, kind in sorted(job_types.items()):
             row = materialize(conn, config, name, seed_entity(conn, config), str(uuid.uuid4()))
+            if row["job_id"] is None:
+                raise StatementUnfit(
+                    config.statement("gateway_call"), f"it returned no job id for a new {name} job"
+                )
             seeded[int(row["job_id"])] = (name, kind)
         if "run_at" in queue_columns(conn):
             conn.execute(Q["prioritize"], {"ids": list(seeded)})
@@ -166,7 +176,7 @@ def _claim_once(conn: Conn, config: Config, function: str, seeded: dict[int, tup
     try:
         with conn.transaction():  # a savepoint: the other claim must still see every seeded job
             rows = run(conn, statement, {"worker": WORKER, "limit": len(seeded)})
-            ids = [job_id_of(statement, r) for r in rows]
+            ids = [i for i in (job_id_of(statement, r) for r in rows) if i is not None]
             with conn.cursor(row_factory=dict_row) as cur:
                 kinds = cur.execute(Q["kinds_of_jobs"], {"ids": ids}).fetchall()
             returned = tuple(sorted((int(r["id"]), r["job_type"], r["kind"]) for r in kinds))
@@ -331,6 +341,10 @@ def probe_dedupe(conn: Conn, config: Config, job_type: str) -> DedupeProbe:
         try:
             with conn.transaction():
                 first = materialize(conn, config, job_type, entity, source)
+                if first["job_id"] is None:
+                    raise StatementUnfit(
+                        config.statement("gateway_call"), f"it returned no job id for a new {job_type} job"
+                    )
                 second = materialize(conn, config, job_type, entity, source)
         except StatementUnfit:
             raise

@@ -68,9 +68,10 @@ RULES: tuple[Rule, ...] = (
         "gateway-only-writer",
         "live",
         "The guard trigger is on executor_jobs and a direct insert is redirected (compat) or rejected (strict) "
-        "according to pipeline_settings.gateway_mode.",
-        "Restore the guard executor_jobs_gateway_guard (BEFORE INSERT on executor_jobs) from its core "
-        "migration; every job must be materialized by the gateway (RFC 2.7).",
+        "according to the gateway mode (the reference's pipeline_settings.gateway_mode).",
+        "Restore the guard (the config's guard_trigger, the reference's executor_jobs_gateway_guard: BEFORE "
+        "INSERT on executor_jobs) from its core migration; every job must be materialized by the gateway "
+        "(RFC 2.7).",
     ),
     Rule(
         "PGC007",

@@ -18,9 +18,13 @@ import pytest
 
 from contracts.config import Config, load_config
 from contracts.finding import Finding, Level
+from contracts.handlertable import read_handler_table
 from contracts.live import check_live, connect
 from contracts.probe import probe_direct_insert
+from contracts.result import CheckResult
 from harness.cli import main
+from harness.gate.canary import CanaryResult
+from harness.gate.phases import GateFacts, no_dead_handler
 from harness.provision import EmbeddedPostgres
 from harness.provision.migrations import MigrationPlan
 from tests.contracts.plant import ROOT
@@ -294,3 +298,54 @@ def test_harness_cli_builds_its_schema_and_every_contract_holds(
     assert code == 0, report["findings"]
     assert report["ok"] and not [f for f in report["findings"] if f["level"] in ("error", "warning")]
     assert any("enqueue_from_event called twice" in e for e in report["evidence"]["PGC009"])
+
+
+def test_gateway_that_returns_nothing_for_a_known_event_is_caught(
+    other_dsn: str, other: Conn, config: Config
+) -> None:
+    """A gateway that dedupes but forgets to return the job it already has: PGC009 says so, rather than
+    taking the missing id for a second job."""
+    replace_in(
+        other,
+        "enqueue_from_event",
+        "SELECT j.id INTO v_id FROM executor_jobs j WHERE j.dedupe_key = v_dedupe_key;",
+        "NULL;",
+    )
+    (found,) = errors(check_live(other_dsn, config).findings, "PGC009")
+    assert found.object == "function enqueue_from_event"
+    assert "returned no job for the second call for the same source event" in found.message
+
+
+def test_claim_calls_come_from_the_config_and_an_unfit_one_is_a_warning(
+    other_dsn: str, config: Config
+) -> None:
+    """[claim_calls] is how each claim is called; one that does not fit the database (here, a function of
+    the reference's signature that this pipeline lacks) leaves that claim unjudged with a warning, and the
+    other claim is still judged."""
+    unfit = dataclasses.replace(
+        config,
+        claim_calls={
+            "claim_orchestrator_jobs": "SELECT * FROM claim_orchestrator_jobs(%(worker)s, %(limit)s, 30.0, now())"
+        },
+    )
+    report = check_live(other_dsn, unfit)
+    found = [f for f in report.findings if f.rule == "PGC003"]
+    assert [(f.level, f.object) for f in found] == [
+        (Level.WARNING, "config claim_calls.claim_orchestrator_jobs")
+    ]
+    assert "SQLSTATE 42883" in found[0].message and "from the contracts config" in found[0].message
+    assert "claim_initial_decision_jobs returned: decide (decision)" in report.evidence["PGC003"][0]
+
+
+def test_its_handler_table_is_read_from_a_module_level_dict(other_dsn: str, config: Config) -> None:
+    """Its orchestrator's handlers are `HANDLERS = {...}` at module level, not a function returning the
+    dict: the phase-4 criterion reads it and finds every execution type handled; a handler removed from it
+    is caught as an unhandled type."""
+    table = read_handler_table(OTHER, config.handlers_file, config.handlers_function)
+    assert (table.path, table.job_types) == ("app/orchestrator.py", ("protect", "tsa", "anchor"))
+    facts = GateFacts(other_dsn, OTHER, config, CheckResult(), CanaryResult(0), 3600, True)
+    assert no_dead_handler(facts).ok
+    with psycopg.connect(other_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO job_types (name, kind) VALUES ('notarize', 'execution')")
+    criterion = no_dead_handler(facts)
+    assert not criterion.ok and "execution types without a handler: notarize" in criterion.evidence[-1]
