@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from contracts.result import CheckResult
@@ -26,14 +26,18 @@ if TYPE_CHECKING:
 # (spec, parsed arguments) -> a context manager yielding the DSN of a disposable database for `spec`.
 DatabaseFactory = Callable[[str, argparse.Namespace], AbstractContextManager[str]]
 
+Parser = TypeVar(
+    "Parser", bound=argparse.ArgumentParser
+)  # the caller's parser class, kept for its subcommands
+
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 3, 4
 FORMATS = ("text", "json", "junit", "sarif")
 
 
 def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: argparse._SubParsersAction[Parser],
     databases: DatabaseFactory | None = None,
-) -> argparse.ArgumentParser:
+) -> Parser:
     """Add `contracts check` to a CLI's subcommands; returns its parser (a caller may add options).
     `databases` builds a disposable database for a `--postgres` spec that is not a DSN (e.g. `embedded`)."""
     contracts = subparsers.add_parser(

@@ -20,12 +20,15 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from contracts import cli as contracts_cli
 from harness.errors import BadInput, HarnessError
 from harness.gate import cli as gate_cli
 from harness.ops import cli as observability_cli
+
+if TYPE_CHECKING:
+    from harness.sut.config import Sut
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3, 4
 
@@ -248,8 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = sub.add_parser("proxy", help="run the built-in Toxiproxy-compatible server", add_help=False)
     proxy.add_argument("rest", nargs=argparse.REMAINDER)
-    check = contracts_cli.register(sub, databases=_contracts_database)
-    check.add_argument("--sut", type=Path, help="with --postgres embedded: SUT file whose schema to build")
+    contracts_check = contracts_cli.register(sub, databases=_contracts_database)
+    contracts_check.add_argument(
+        "--sut", type=Path, help="with --postgres embedded: SUT file whose schema to build"
+    )
     gate_cli.register(sub)
     observability_cli.register(sub)
     return parser
@@ -307,7 +312,7 @@ def _workers(pairs: list[str]) -> dict[str, int]:
     return found
 
 
-def _sut(path: Path | None):
+def _sut(path: Path | None) -> Sut:
     from harness.sut.config import load_sut, reference_sut
 
     return load_sut(path) if path else reference_sut()

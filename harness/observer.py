@@ -44,8 +44,12 @@ class Observer:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2, row_factory=dict_row)
-                sample = dict(conn.execute(self.Q["sample"]).fetchone())
-                sample["flows_closed"] = conn.execute(self.Q["flows_closed"]).fetchone()["count"]
+                row = conn.execute(self.Q["sample"]).fetchone()
+                assert row is not None  # one row: the queue's figures
+                sample = dict(row)
+                closed = conn.execute(self.Q["flows_closed"]).fetchone()
+                assert closed is not None  # one row: a count
+                sample["flows_closed"] = closed["count"]
                 firing = self.alerts.firing(conn)
                 if firing is not None:
                     sample["alerts_firing"] = firing
@@ -84,7 +88,9 @@ def read_final(
     `side_effects`: what each external service issued, read back by the caller (it holds their URLs)."""
     Q = sql.queries("run")
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        read_at = float(next(iter(conn.execute(Q["read_at"]).fetchone().values())))
+        now = conn.execute(Q["read_at"]).fetchone()
+        assert now is not None  # one row: the time
+        read_at = float(next(iter(now.values())))
 
         def rows(name: str, relation: str | None = None) -> tuple[dict[str, Any], ...]:
             if relation is not None and not sql.has(relation):

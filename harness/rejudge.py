@@ -98,7 +98,8 @@ def write_and_compare(summary: RunSummary, run_dir: Path, out: Path) -> Comparis
         JUNIT_XML: junit_xml(summary),
         REPORT_HTML: report_html(summary, run_dir).encode("utf-8"),
     }
-    same, differing = [], []
+    same: list[str] = []
+    differing: list[str] = []
     for name, data in files.items():
         (out / name).write_bytes(data)
         original = run_dir / name

@@ -76,7 +76,7 @@ def run_session(
     progress: Progress = print,
     argv: Sequence[str] | None = None,
     maxfail: int | None = None,
-    after_each: Callable[[RunSummary], None] | None = None,
+    after_each: Callable[[RunSummary], object] | None = None,
 ) -> RunSummary:
     """Run the scenarios (times `repeat`) on one shared server. `maxfail`: stop once that many scenarios are
     invalid (CI's fail-fast: a broken pipeline gets its verdict without waiting for the rest); the scenarios

@@ -10,11 +10,12 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 EXIT_INTERNAL = 4
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `gate` to the harness's subcommands."""
     gate = subparsers.add_parser(
         "gate",

@@ -132,7 +132,8 @@ def write_evidence(report: dict[str, object], out_dir: Path, day: dt.date) -> tu
 
 def _markdown(report: dict[str, object]) -> str:
     criteria = report["criteria"]
-    assert isinstance(criteria, list)
+    database = report["database"]
+    assert isinstance(criteria, list) and isinstance(database, dict)
     met = sum(1 for c in criteria if c["ok"])
     verdict = "GO" if report["go"] else "NO-GO"
     lines = [
@@ -140,8 +141,8 @@ def _markdown(report: dict[str, object]) -> str:
         "",
         f"# Phase {report['phase']} gate, {report['started_at']}",
         "",
-        f"- target: {report['target']} (database {report['database'].get('database')}, Postgres "  # type: ignore[union-attr]
-        f"{report['database'].get('version')})",  # type: ignore[union-attr]
+        f"- target: {report['target']} (database {database.get('database')}, Postgres "
+        f"{database.get('version')})",
         f"- source: `{report['source']}`; canary runs: {report['runs']}; took {report['took_s']} s",
         f"- re-run: `{report['command']}`",
         "",

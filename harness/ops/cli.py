@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -29,7 +30,7 @@ def _postgres(parser: argparse.ArgumentParser, default: str | None, text: str) -
     parser.add_argument("--postgres", default=default, metavar="embedded|DSN", help=text)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     dashboard = sub.add_parser(
         "dashboard", help="serve the web dashboard of a pipeline database on 127.0.0.1"
     )

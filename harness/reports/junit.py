@@ -72,7 +72,7 @@ def _suite_element(result: ScenarioResult, classname: str, summary: RunSummary) 
     return suite
 
 
-def junit_tree(summary: RunSummary) -> ET.ElementTree:
+def junit_tree(summary: RunSummary) -> ET.ElementTree[ET.Element]:
     """The JUnit document for a run; the root's counters are the sums of its suites'."""
     repeated = repeated_names(summary.scenarios)
     root = ET.Element("testsuites", name=clean(f"harness run {summary.run_id}"))

@@ -32,7 +32,7 @@ class DashboardServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> DashboardServer:
         """Serve in a daemon thread (for `harness up` and tests)."""
@@ -50,8 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        entity = (parse_qs(url.query).get("entity") or [None])[0]
-        entity = entity.strip() if entity else None
+        given = parse_qs(url.query).get("entity")
+        entity = given[0].strip() if given and given[0] else None
         try:
             if url.path == "/":
                 snap = self.server.data.snapshot()
