@@ -48,8 +48,9 @@ class StatementUnfit(ContractInputError):
         self.key = statement.key
         self.problem = problem
         super().__init__(
-            f"the {statement.key} statement ({statement.origin}) does not fit this database: {problem}; set "
-            f"{statement.key} in the contracts config to this pipeline's own (contracts/README.md, Config)"
+            f"the {statement.key} statement ({statement.origin}) does not fit this database: {problem}; "
+            f"set {statement.key} in the contracts config to this pipeline's own (contracts/README.md, Live "
+            "probes on any pipeline)"
         )
 
 
