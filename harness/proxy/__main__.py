@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
 
 from harness.proxy.errors import ProxyError
 from harness.proxy.server import VERSION, ProxyServer
@@ -27,7 +28,7 @@ exit codes:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         """Bad arguments exit 3, the project's code for bad input (argparse alone would exit 2)."""
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")

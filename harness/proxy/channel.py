@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +28,14 @@ class Chunk:
     stamp: float
 
 
-class _Empty:
-    """What `take_nowait` returns when nothing is ready and the channel is still open."""
+class _Empty(Enum):
+    """What `take_nowait` returns when nothing is ready and the channel is still open (an enum of one, so
+    `chunk is EMPTY` narrows the type)."""
+
+    EMPTY = "empty"
 
 
-EMPTY = _Empty()
+EMPTY: Final = _Empty.EMPTY
 
 
 class Channel:
@@ -86,7 +91,7 @@ class Channel:
         """Take, waiting for a chunk; None once closed and empty: for the socket writer."""
         while (chunk := self.take_nowait()) is EMPTY:
             await self.taker_parks()
-        return chunk  # type: ignore[return-value]
+        return chunk
 
 
 def _wake(future: asyncio.Future[object] | None, value: object = None) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from email.message import Message
-from typing import BinaryIO
+from io import BufferedIOBase
 
 from harness.proxy.errors import BadRequestBody, BodyTooLarge
 
@@ -36,7 +36,7 @@ class Body:
     """A request's body, read piece by piece as it arrives; `complete` once all of it has been read (only
     then can the connection carry another request)."""
 
-    def __init__(self, rfile: BinaryIO, headers: Message) -> None:
+    def __init__(self, rfile: BufferedIOBase, headers: Message) -> None:
         self._rfile = rfile
         self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         length = headers.get("Content-Length")
@@ -54,7 +54,7 @@ class Body:
             return
         left = self._length
         while left > 0:
-            piece = self._rfile.read1(min(left, READ_PIECE))  # type: ignore[attr-defined]
+            piece = self._rfile.read1(min(left, READ_PIECE))
             if not piece:
                 return  # the client closed before sending it all
             left -= len(piece)
@@ -71,7 +71,7 @@ class Body:
             if size == 0:
                 break
             while size > 0:
-                piece = self._rfile.read1(min(size, READ_PIECE))  # type: ignore[attr-defined]
+                piece = self._rfile.read1(min(size, READ_PIECE))
                 if not piece:
                     return
                 size -= len(piece)

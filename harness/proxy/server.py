@@ -306,6 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._reply_text(HTTPStatus.FORBIDDEN, "User agent not allowed")
             return
+        reply: object | None  # a JSON value; None for no body
         try:
             body = Body(self.rfile, self.headers)
             payload = read_json(body) if call.takes_body else None

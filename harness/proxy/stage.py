@@ -20,7 +20,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from harness.proxy.channel import EMPTY, Channel, Chunk
 
@@ -84,6 +84,10 @@ class Stage:
 
     # --- the toxic's side -------------------------------------------------------------------------
 
+    @overload
+    async def take(self, timeout: None = None) -> Chunk | None: ...
+    @overload
+    async def take(self, timeout: float | None) -> Chunk | TimedOut | None: ...
     async def take(self, timeout: float | None = None) -> Chunk | TimedOut | None:
         """The next chunk; None once the stream has ended; TIMED_OUT after `timeout` seconds without one."""
         loop = asyncio.get_running_loop()
@@ -93,7 +97,7 @@ class Stage:
                 raise Interrupted
             chunk = self.input.take_nowait()
             if chunk is not EMPTY:
-                return chunk  # type: ignore[return-value]
+                return chunk
             if deadline is not None and loop.time() >= deadline:
                 return TIMED_OUT
             await self._park(self.input.taker_parks(), deadline)
@@ -181,7 +185,7 @@ class Stage:
 async def passthrough(stage: Stage) -> None:
     """Toxiproxy's no-op toxic: what a stage runs when its toxicity roll fails."""
     while (chunk := await stage.take()) is not None:
-        await stage.send(chunk)  # type: ignore[arg-type]
+        await stage.send(chunk)
     stage.close()
 
 

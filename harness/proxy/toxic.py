@@ -124,9 +124,9 @@ class Latency(Toxic):
     async def pipe(self, stage: Stage) -> None:
         loop = asyncio.get_running_loop()
         while (chunk := await stage.take()) is not None:
-            sleep = self._delay() - (loop.time() - chunk.stamp)  # type: ignore[union-attr]
-            await stage.hold(chunk, sleep)  # type: ignore[arg-type]
-            await stage.send(Chunk(chunk.data, chunk.stamp + sleep))  # type: ignore[union-attr]
+            sleep = self._delay() - (loop.time() - chunk.stamp)
+            await stage.hold(chunk, sleep)
+            await stage.send(Chunk(chunk.data, chunk.stamp + sleep))
         stage.close()
 
 
@@ -141,7 +141,7 @@ class Bandwidth(Toxic):
         loop = asyncio.get_running_loop()
         owed = 0.0  # seconds of sending time not yet waited for; shorter sleeps than asked carry over
         while (chunk := await stage.take()) is not None:
-            rate, data, stamp = self.attr("rate"), chunk.data, chunk.stamp  # type: ignore[union-attr]
+            rate, data, stamp = self.attr("rate"), chunk.data, chunk.stamp
             owed = owed + len(data) / (rate * 1000) if rate > 0 else 0.0
             piece = rate * 100  # bytes per 100 ms
             if piece == 0:
@@ -165,7 +165,7 @@ class SlowClose(Toxic):
 
     async def pipe(self, stage: Stage) -> None:
         while (chunk := await stage.take()) is not None:
-            await stage.send(chunk)  # type: ignore[arg-type]
+            await stage.send(chunk)
         await stage.sleep(self.attr("delay") / 1000)
         stage.close()
 
@@ -223,10 +223,10 @@ class LimitData(Toxic):
     async def pipe(self, stage: Stage) -> None:
         sent = stage.state
         while (chunk := await stage.take()) is not None:
-            allowed = chunk.data[: max(self.attr("bytes") - sent["sent"], 0)]  # type: ignore[union-attr]
+            allowed = chunk.data[: max(self.attr("bytes") - sent["sent"], 0)]
             if allowed:
                 sent["sent"] += len(allowed)
-                await stage.send(Chunk(allowed, chunk.stamp))  # type: ignore[union-attr]
+                await stage.send(Chunk(allowed, chunk.stamp))
             if sent["sent"] >= self.attr("bytes"):
                 break
         stage.close()
@@ -271,7 +271,7 @@ class Slicer(Toxic):
 
     async def pipe(self, stage: Stage) -> None:
         while (chunk := await stage.take()) is not None:
-            data, stamp = chunk.data, chunk.stamp  # type: ignore[union-attr]
+            data, stamp = chunk.data, chunk.stamp
             for start, end in self._pieces(len(data)):
                 if end > start:
                     await stage.send(Chunk(data[start:end], stamp), rest=Chunk(data[end:], stamp))
@@ -289,9 +289,9 @@ def parse_spec(payload: object) -> ToxicSpec:
     `<type>_<stream>`; null means the default)."""
     body = _object(payload, "request body")
     kind = body.get("type")
-    toxic_cls = TOXIC_TYPES.get(kind) if isinstance(kind, str) else None
-    if toxic_cls is None:
+    if not isinstance(kind, str) or kind not in TOXIC_TYPES:
         raise InvalidToxicType(f"{json.dumps(kind)}; expected one of: {', '.join(sorted(TOXIC_TYPES))}")
+    toxic_cls = TOXIC_TYPES[kind]
     stream_text = body.get("stream")
     if stream_text is None:
         stream_text = Stream.DOWNSTREAM.value
