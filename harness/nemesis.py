@@ -56,6 +56,11 @@ class Nemesis:
         while self._pending and self._pending[0].at <= now:
             self._start(self._pending.pop(0), now)
         for active in list(self._active):
+            if active.start_error is None:
+                try:
+                    active.fault.tick(active.ctx)
+                except Exception as exc:  # a fault's own upkeep must not end the run
+                    active.evidence += f"; tick failed: {type(exc).__name__}: {exc}"
             if active.took_effect is not True and active.start_error is None:
                 self._read_back(active)
             due = active.heal_at is not None and now >= active.heal_at

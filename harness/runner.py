@@ -47,7 +47,7 @@ from harness.workload import Workload
 Progress = Callable[[str], None]
 
 
-def _default_workers(sut: Sut, scenario: Scenario) -> dict[str, int]:
+def default_workers(sut: Sut, scenario: Scenario) -> dict[str, int]:
     workers = {role: 1 for role in sut.workers}
     workers.update(scenario.workers)
     return {role: count for role, count in workers.items() if role in sut.workers}
@@ -280,27 +280,16 @@ def record_scenario(
         alerts = alert_source(sql)
         prepare_database(dsn, scenario, sql)
         network = any(REGISTRY[f.fault].needs_network for f in scenario.faults)
-        options = SystemOptions(workers=_default_workers(sut, scenario), poll_interval_s=0.5, network=network)
+        options = SystemOptions(workers=default_workers(sut, scenario), poll_interval_s=0.5, network=network)
         system = stack.enter_context(RunningSystem(sut, dsn, folder / "logs", options, sql))
         missing = requirements(scenario, sql, system.found)
         if missing:
             raise NotApplicable(missing)
         stack.enter_context(_evaluating(dsn, alerts))
         workload = Workload(dsn, scenario.workload, history, scenario.seed, sql)
-
-        def context(spec: FaultSpec, rng: Any) -> FaultContext:
-            return FaultContext(
-                dsn=dsn,
-                provider=provider,
-                system=system,
-                history=history,
-                rng=rng,
-                params=spec.params,
-                sut_sql=sql,
-                workload=workload,
-            )
-
-        nemesis = Nemesis(scenario.faults, history, context, scenario.seed)
+        nemesis = Nemesis(
+            scenario.faults, history, fault_contexts(dsn, provider, system, history, workload), scenario.seed
+        )
         observer = Observer(dsn, history, sql, alerts)
         observer.start()
         stack.callback(observer.stop)
@@ -331,13 +320,7 @@ def record_scenario(
         nemesis.confirm_all()
         observer.stop()
         final = read_final(dsn, sql, alerts, system.side_effects())
-        capabilities = {**sql.facts.present, **system.found, **alert_capabilities(sql)}
-    conventions: dict[str, Any] = dataclasses.asdict(sut.conventions)
-    conventions["side_effects"] = {
-        service: job_type
-        for service, job_type in sut.side_effects.items()
-        if f"side-effects:{service}" in capabilities
-    }
+        info = sut_info(system)
     record = RunRecord(
         scenario=scenario,
         ops=tuple(history.ops()),
@@ -352,15 +335,49 @@ def record_scenario(
         workload_start_wall=workload.started_wall,
         workload_end_wall=workload.ended_wall,
         drain_ended=drain_ended,
-        sut=SutInfo(
-            name=sut.name,
-            capabilities=tuple(sorted(capabilities)),
-            absent={k: v for k, v in sql.facts.absent.items() if k not in capabilities},
-            conventions={k: list(v) if isinstance(v, tuple) else v for k, v in conventions.items()},
-        ),
+        sut=info,
     )
     write_record(folder, record, sut.path)
     return record
+
+
+def fault_contexts(
+    dsn: str, provider: Provider, system: RunningSystem, history: History, workload: Workload | None
+) -> Callable[[FaultSpec, Any], FaultContext]:
+    """How the nemesis makes each fault's context: what a fault may touch in this run."""
+
+    def context(spec: FaultSpec, rng: Any) -> FaultContext:
+        return FaultContext(
+            dsn=dsn,
+            provider=provider,
+            system=system,
+            history=history,
+            rng=rng,
+            params=spec.params,
+            sut_sql=system.sql,
+            workload=workload,
+        )
+
+    return context
+
+
+def sut_info(system: RunningSystem) -> SutInfo:
+    """What the checkers may know of the running pipeline: its capabilities (discovered, seen running, and
+    the alerts its source shows), why the others are absent, and its SUT file's conventions."""
+    sql, sut = system.sql, system.sut
+    capabilities = {**sql.facts.present, **system.found, **alert_capabilities(sql)}
+    conventions: dict[str, Any] = dataclasses.asdict(sut.conventions)
+    conventions["side_effects"] = {
+        service: job_type
+        for service, job_type in sut.side_effects.items()
+        if f"side-effects:{service}" in capabilities
+    }
+    return SutInfo(
+        name=sut.name,
+        capabilities=tuple(sorted(capabilities)),
+        absent={k: v for k, v in sql.facts.absent.items() if k not in capabilities},
+        conventions={k: list(v) if isinstance(v, tuple) else v for k, v in conventions.items()},
+    )
 
 
 def _drop_quietly(provider: Provider, dsn: str) -> None:

@@ -91,6 +91,10 @@ class Fault:
         """Read the system back while the fault is on."""
         return None, "no read-back for this fault"
 
+    def tick(self, ctx: FaultContext) -> None:
+        """Called by the nemesis on every loop while the fault is on (a fault that must keep acting, like a
+        process manager restarting what keeps crashing); nothing by default."""
+
     def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:
         """After the drain, for a fault whose proof shows only later: whether it really hit (None: nothing to
         add to what took_effect said while it was on)."""

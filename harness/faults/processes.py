@@ -167,6 +167,36 @@ class PauseWorker(Fault):
 
 
 @register
+class StopWorker(Fault):
+    name = "stop-worker"
+    description = (
+        "stop every worker of a role gracefully (SIGTERM) and keep it down: nobody claims that role's jobs "
+        "until heal starts them again"
+    )
+    params = {"role": Param(str, "orchestrator", ROLES)}
+
+    @classmethod
+    def requires(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return (f"role:{params.get('role', 'orchestrator')}",)
+
+    def start(self, ctx: FaultContext) -> dict[str, Any]:
+        victims = ctx.system.workers(param(ctx, "role", StopWorker))
+        codes = {m.name: ctx.system.supervisor.stop(m.name, timeout_s=10) for m in victims}
+        ctx.state["victims"] = list(codes)
+        return {"stopped": codes}
+
+    def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
+        names = ctx.state.get("victims", [])
+        down = [n for n in names if not ctx.system.supervisor.get(n).alive]
+        return bool(names) and len(down) == len(
+            names
+        ), f"stopped: {', '.join(down) or 'none'} of {len(names)}"
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        return {"restarted": _restart_dead(ctx)}
+
+
+@register
 class Failpoint(Fault):
     name = "failpoint"
     description = (
@@ -177,6 +207,7 @@ class Failpoint(Fault):
         "point": Param(str, None, FAILPOINT_POINTS, required=True),
         "action": Param(str, "crash-once", FAILPOINT_ACTIONS),
         "job_type": Param(str, None),  # only where the work at that point includes a job of this type
+        "restart": Param(bool, False),  # restart crashed workers while armed, as a process manager would
     }
 
     @classmethod
@@ -196,6 +227,13 @@ class Failpoint(Fault):
         assert fp.arm is not None  # requires() made sure
         ctx.execute(fp.arm, {"name": self._name(ctx), "action": action}, fetch=False)
         return {"armed": self._name(ctx), "point": ctx.params["point"], "action": action}
+
+    def tick(self, ctx: FaultContext) -> None:
+        """With `restart`: a crashed worker is started again at once, as a process manager restarts a service
+        that exits, so a crashing failpoint becomes a crash loop (what a real deployment would show)."""
+        if param(ctx, "restart", Failpoint):
+            restarted = _restart_dead(ctx)
+            ctx.state["restarts"] = ctx.state.get("restarts", 0) + len(restarted)
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         fp = ctx.sut_sql.sut.failpoints

@@ -141,8 +141,10 @@ def test_drill_not_enqueued_from_the_command_line(pg: Any, tmp_path: Path) -> No
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ALERT core_trigger_disabled firing" in done.stdout
+    assert "ALERT core-trigger-disabled firing" in done.stdout
     assert "=> FINDING core-trigger-disabled" in done.stdout
     assert "drill not-enqueued PASSED: time to detect" in done.stdout
-    reports = sorted((tmp_path / "report").glob("not-enqueued-*.json"))
+    reports = sorted((tmp_path / "report").glob("not-enqueued-*/report.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["flows_closed_after_heal"] > 0
+    assert json.loads(reports[0].read_text())["verdict"] == "valid"  # the checkers judged the recorded run
+    assert (reports[0].parent / "history.jsonl").is_file() and (reports[0].parent / "record.json").is_file()

@@ -4,17 +4,19 @@ stays silent during a steady run of normal load."""
 from __future__ import annotations
 
 import re
-import time
+import threading
 import urllib.request
 from collections.abc import Callable
 
 import pytest
 
-from harness.ops.drill_fault import LightLoad
+from harness.history import History
+from harness.records import Workload as WorkloadSpec
 from harness.sut.adapter import SutSql
 from harness.sut.config import reference_sut
 from harness.sut.system import RunningSystem
 from harness.wait import wait_until
+from harness.workload import Workload as Load
 from tests.observability.conftest import Conn
 
 Start = Callable[..., RunningSystem]
@@ -74,16 +76,23 @@ def test_monitor_fires_and_resolves_in_real_time_and_serves_metrics(
 def steady_run(conn: Conn, system_factory: Start, seconds: float) -> None:
     system_factory(workers=ALL_ROLES)
     started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-    with LightLoad(conn.info.dsn, SutSql.connect(reference_sut(), conn.info.dsn), rate=5) as load:
-        time.sleep(seconds)  # the load itself is the point: a steady run of this length
-    wait_until(lambda: load.closed() == len(load.entities), 30, "every flow of the steady run to close")
+    sql = SutSql.connect(reference_sut(), conn.info.dsn)
+    load = Load(conn.info.dsn, WorkloadSpec(flows=int(seconds * 5), rate=5.0), History(), 1, sql)
+    load.run(threading.Event())  # the load itself is the point: a steady run of this length
+    ids = [r["entity_id"] for r in load.acknowledged]
+    closed = sql.queries("system")["count_closed"]
+    wait_until(
+        lambda: conn.execute(closed, {"ids": ids}).fetchone()[0] == len(ids),
+        30,
+        "every flow of the steady run to close",
+    )
     fired = conn.execute(
         "SELECT rule, labels, at, value FROM alert_history WHERE to_state = 'firing' AND at >= %s", (started,)
     ).fetchall()
     assert fired == [], f"alerts fired during a steady run: {fired}"
     evaluations = conn.execute("SELECT max(evaluated_at) - %s FROM alert_state", (started,)).fetchone()[0]
     assert evaluations.total_seconds() >= seconds - 2  # the monitor was evaluating all along
-    assert len(load.entities) >= seconds * 3 and not load.errors
+    assert len(load.acknowledged) >= seconds * 3
 
 
 def test_no_rule_fires_during_a_short_steady_run(fast: Conn, system_factory: Start) -> None:
