@@ -18,7 +18,7 @@ from pipeline.failpoint import BadFailpoint, parse_spec
 from pipeline.supervised import BadSupervisor, supervisor_pid
 
 if TYPE_CHECKING:
-    from pipeline.worker.base import WorkerConfig
+    from pipeline.worker.base import Worker, WorkerConfig
     from pipeline.worker.monitor import Monitor
 
 ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     return _build(args, supervisor).run()
 
 
-def _build(args: argparse.Namespace, supervisor: int | None):
+def _build(args: argparse.Namespace, supervisor: int | None) -> Worker:
     from pipeline.worker.base import WorkerConfig
 
     config = WorkerConfig(

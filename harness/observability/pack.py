@@ -72,7 +72,9 @@ def evaluate(conn: psycopg.Connection[Any]) -> list[tuple[str, str, float]]:
 
 
 def installed(conn: psycopg.Connection[Any]) -> bool:
-    return bool(conn.execute(OBS["installed"]).fetchone()[0])
+    row = conn.execute(OBS["installed"]).fetchone()
+    assert row is not None  # one row: whether the pack is there
+    return bool(row[0])
 
 
 def status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

@@ -48,14 +48,18 @@ class SutAlerts:
         if not self.sql.has("alert_state"):
             return None
         with conn.cursor(row_factory=dict_row) as cur:
-            rules = cur.execute(self.Q["alerts_firing"]).fetchone()["firing"] or []
+            row = cur.execute(self.Q["alerts_firing"]).fetchone()
+        assert row is not None  # one row: the firing rules, as an array
+        rules = row["firing"] or []
         return sorted({self.sql.alert_name(r) for r in rules})
 
     def active(self, conn: psycopg.Connection[Any]) -> int:
         if not self.sql.has("alert_state"):
             return 0
         with conn.cursor(row_factory=tuple_row) as cur:
-            return int(cur.execute(self.Q["alerts_active"]).fetchone()[0])
+            row = cur.execute(self.Q["alerts_active"]).fetchone()
+        assert row is not None  # one row: a count
+        return int(row[0])
 
     def history(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], ...]:
         if not self.sql.has("alert_history"):
@@ -76,7 +80,9 @@ class PackAlerts:
 
     def active(self, conn: psycopg.Connection[Any]) -> int:
         with conn.cursor(row_factory=tuple_row) as cur:
-            return int(cur.execute(OBS["active"]).fetchone()[0])
+            row = cur.execute(OBS["active"]).fetchone()
+        assert row is not None  # one row: a count
+        return int(row[0])
 
     def history(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], ...]:
         with conn.cursor(row_factory=dict_row) as cur:

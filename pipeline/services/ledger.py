@@ -118,8 +118,9 @@ class Ledger(Service):
     def _append(self, digest: str, tsa_signature: str, job_id: str | int | None) -> bytes:
         with self._chain_lock:
             prev = self._entries[-1]["entry_hash"] if self._entries else GENESIS_HASH
+            height = len(self._entries) + 1
             entry = {
-                "height": len(self._entries) + 1,
+                "height": height,
                 "digest": digest,
                 "tsa_signature": tsa_signature,
                 "job_id": job_id,
@@ -128,7 +129,7 @@ class Ledger(Service):
                 "anchored_at": utc_now(),
             }
             self._entries.append(entry)
-            self._heights_by_digest.setdefault(digest, []).append(entry["height"])
+            self._heights_by_digest.setdefault(digest, []).append(height)
             self.store.journal.append({"kind": "entry", **entry})
         receipt = {
             name: entry[name] for name in ("height", "entry_hash", "prev_hash", "anchored_at", "digest")

@@ -99,7 +99,7 @@ class TimestampAuthority(Service):
             problems.append(f"token: {token!r}; expected the JSON object returned by POST /timestamp")
         if not isinstance(signature, str):
             problems.append(f"signature: {signature!r}; expected the hex string returned by POST /timestamp")
-        if problems:
+        if problems or not isinstance(token, dict) or not isinstance(signature, str):  # problems says why
             raise Reject(400, "; ".join(problems))
         return Response(200, canonical_json({"valid": verify_token(token, signature, self.key)}))
 

@@ -184,7 +184,7 @@ class Worker:
             self.config.dsn, autocommit=True, application_name=self.worker_id + "/side"
         )
         role = self.default_db_role if self.config.db_role is None else self.config.db_role
-        has_role = role and self.side.execute(COMMON["has_role"], {"role": role}).fetchone()[0]  # type: ignore[index]
+        has_role = role and self._one(COMMON["has_role"], {"role": role})
         self._db_role = role if has_role else ""
         if self._db_role:
             self.side.execute(COMMON["set_role"], {"role": self._db_role})
@@ -254,4 +254,11 @@ class Worker:
 
     def _record_hit(self, name: str, action: str) -> int:
         assert self.side is not None
-        return int(self.side.execute(COMMON["failpoint_hit"], {"name": name, "action": action}).fetchone()[0])
+        return int(self._one(COMMON["failpoint_hit"], {"name": name, "action": action}))
+
+    def _one(self, query: str, params: dict[str, Any]) -> Any:
+        """The value of a side-connection query that returns one row of one column."""
+        assert self.side is not None
+        row = self.side.execute(query, params).fetchone()
+        assert row is not None
+        return row[0]
