@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
 from harness.sut.config import Sut, reference_sut
 
 Q = named_queries("gate")
@@ -88,7 +89,7 @@ def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) ->
             sql.request(conn, entity, f"phase gate flow {index + 1}", "phase-gate")
             with contextlib.suppress(WaitTimeout):
                 wait_until(
-                    functools.partial(_flow_closed, conn, entity),
+                    functools.partial(_flow_closed, conn, entity, sql),
                     timeout=timeout_s,
                     describe=f"flow of entity {entity} to close",
                     interval=0.05,
@@ -115,7 +116,7 @@ def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) ->
     return result
 
 
-def _flow_closed(conn: psycopg.Connection[Any], entity: str) -> Any:
-    row = conn.execute(Q["flow_closed"], {"entity_id": entity}).fetchone()
+def _flow_closed(conn: psycopg.Connection[Any], entity: str, sql: SutSql) -> Any:
+    row = conn.execute(sql.render(Q["flow_closed"]), {"entity_id": entity}).fetchone()  # type: ignore[arg-type]
     assert row is not None  # one row: whether the flow closed
     return row[0]

@@ -20,9 +20,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 from contracts.check import run_checks
 from contracts.config import Config, load_config
 from contracts.errors import ContractInputError
+from harness.errors import HarnessError
 from harness.gate.canary import CanaryResult, run_canary
 from harness.gate.phases import PHASES, Criterion, GateFacts
 from harness.sut.config import Sut, load_sut, reference_sut
@@ -63,13 +66,17 @@ def evaluate(
     contracts = run_checks(config, source, dsn)
     needs_canary = phase in (1, 3, 4) or owned  # phase 2 on a fresh database needs traffic to judge
     canary = run_canary(dsn, runs, flow_timeout, sut) if needs_canary else CanaryResult(0)
-    facts = GateFacts(dsn, source, config, contracts, canary, window_s, owned)
+    facts = GateFacts(dsn, source, config, contracts, canary, window_s, owned, sut=sut)
     criteria = []
     for judge in PHASES[phase]:
         try:
             criteria.append(judge(facts))
-        except ContractInputError as exc:
-            criteria.append(Criterion(judge.__name__.replace("_", " "), False, (f"could not check: {exc}",)))
+        except (ContractInputError, HarnessError, psycopg.Error) as exc:
+            # a criterion that cannot read what it needs is not met, with the reason, never a crashed gate
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            criteria.append(
+                Criterion(judge.__name__.replace("_", " "), False, (f"could not check: {first}",))
+            )
     return criteria, facts
 
 

@@ -29,9 +29,10 @@ from contracts.handlertable import read_handler_table
 from contracts.result import CheckResult
 from harness.gate.canary import CanaryResult
 from harness.sqlfile import named_queries
+from harness.sut.adapter import SutSql
+from harness.sut.config import Sut
 
 Q = named_queries("gate")
-GATEWAY_VIA = ("trigger", "compat_redirect", "direct_call")
 STATIC_GUARDRAILS = ("PGC101", "PGC102", "PGC103", "PGC104", "PGC105", "PGC108")
 CORE_TRIGGER_ON = ("PGC001", "PGC010", "PGC011")  # present and enabled, not silenced, still working
 # What can stop a real flow or make its jobs come from elsewhere than the trigger and the gateway.
@@ -72,10 +73,24 @@ class GateFacts:
     owned: bool  # the gate built this database itself (so "the window" is this run)
     runbooks: Path | None = None  # None: <source>/runbooks when the tree has one, else the harness's own
     extra: dict[str, Any] = field(default_factory=dict)
+    sut: Sut | None = None  # the pipeline's SUT file: its relations and conventions (None: the RFC's names)
+
+    @functools.cached_property
+    def sql(self) -> SutSql:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return SutSql.discovered(conn, self.sut)
 
     def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        statement = self.sql.render(Q[query])
         with psycopg.connect(self.dsn, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return [dict(r) for r in cur.execute(Q[query], params).fetchall()]
+            return [dict(r) for r in cur.execute(statement, params).fetchall()]  # type: ignore[arg-type]
+
+    def via(self) -> tuple[tuple[str, ...], str | None, str | None]:
+        """The pipeline's materialized_via values: those of the gateway, a compat redirect, a direct call."""
+        conventions = self.sut.conventions if self.sut else None
+        if conventions is None:
+            return (), None, None
+        return conventions.via_gateway, conventions.via_redirect, conventions.via_direct_call
 
 
 def _violations(facts: GateFacts, *rules: str) -> list[Finding]:
@@ -156,18 +171,28 @@ def canary_flows(facts: GateFacts) -> Criterion:
 
 def no_manual_sql(facts: GateFacts) -> Criterion:
     ids = facts.canary.entities
+    gateway, _redirect, direct = facts.via()
+    # Normal progression: every job of a canary flow came through the gateway from an event, none asked for by
+    # name (a direct call is what a person running SQL by hand would make).
+    normal = {v for v in gateway if v != direct}
+    known = facts.sql.has("jobs") and bool(normal)
     via = (
-        {r["materialized_via"]: int(r["jobs"]) for r in facts.rows("via_of_entities", ids=ids)} if ids else {}
+        {r["materialized_via"]: int(r["jobs"]) for r in facts.rows("via_of_entities", ids=ids)}
+        if ids and known
+        else {}
     )
-    ok = facts.canary.ok and set(via) <= {"trigger"}
+    ok = facts.canary.ok and (not known or set(via) <= normal)
     return Criterion(
         "no manual SQL needed for normal progression",
         ok,
         (
-            "the gate wrote only request_protection(entity, document) per flow (the public API); every other row was "
-            "written by the pipeline's trigger, gateway and workers",
+            "the gate wrote only its requests, through the pipeline's entry point; every other row was written "
+            "by the pipeline's trigger, gateway and workers",
             f"jobs of the canary entities by materialized_via: {via or 'none'}"
-            + ("" if set(via) <= {"trigger"} else " (expected only 'trigger')"),
+            + ("" if set(via) <= normal else f" (expected only {', '.join(sorted(normal))})")
+            if known
+            else "how jobs were materialized is not recorded, or the SUT file names no [conventions] via_gateway: "
+            "judged on the canary alone",
         ),
     )
 
@@ -177,15 +202,27 @@ def _live_rule(name: str, *rules: str) -> Callable[[GateFacts], Criterion]:
 
 
 def all_through_gateway(facts: GateFacts) -> Criterion:
+    gateway, redirect, _direct = facts.via()
+    allowed = (*gateway, *((redirect,) if redirect else ()))
+    guard = _rules_criterion(facts, "guard", "PGC006", "PGC101")
+    window = "this gate's run" if facts.owned else f"the last {facts.window_s / 86400:g} day(s)"
+    if not allowed:
+        return Criterion(
+            "100% of jobs materialized through the gateway",
+            False,
+            (
+                "the SUT file names no [conventions] via_gateway: the materialized_via values of jobs the gateway "
+                "made cannot be told from others (pass --sut with them)",
+                *guard.evidence,
+            ),
+        )
     via = {
         r["materialized_via"]: int(r["jobs"]) for r in facts.rows("via_in_window", window_s=facts.window_s)
     }
-    outside = {k: v for k, v in via.items() if k not in GATEWAY_VIA}
-    guard = _rules_criterion(facts, "guard", "PGC006", "PGC101")
-    window = "this gate's run" if facts.owned else f"the last {facts.window_s / 86400:g} day(s)"
+    outside = {k: v for k, v in via.items() if k not in allowed}
     evidence = (
         f"jobs created over {window} by materialized_via: {via or 'none'}; values the gateway writes: "
-        f"{', '.join(GATEWAY_VIA)}" + (f"; OUTSIDE the gateway: {outside}" if outside else ""),
+        f"{', '.join(allowed)}" + (f"; OUTSIDE the gateway: {outside}" if outside else ""),
         *guard.evidence,
     )
     return Criterion(
@@ -194,6 +231,12 @@ def all_through_gateway(facts: GateFacts) -> Criterion:
 
 
 def compat_warnings_zero(facts: GateFacts) -> Criterion:
+    if not facts.sql.has("compat_warnings"):
+        return Criterion(
+            "compat warnings zero over the window",
+            False,
+            (f"compat warnings cannot be read: {facts.sql.facts.why_not('compat-warnings')}",),
+        )
     row = facts.rows("compat_warnings_in_window", window_s=facts.window_s)[0]
     window = "this gate's run" if facts.owned else f"the last {facts.window_s / 86400:g} day(s)"
     return Criterion(
@@ -213,7 +256,7 @@ def strict_rejects(facts: GateFacts) -> Criterion:
     execution = sorted(n for n, k in facts.config.job_types.items() if k == "execution")
     with connect(facts.dsn) as conn:
         probe = probe_direct_insert(
-            conn, "protect" if "protect" in execution else execution[0], mode="strict"
+            conn, "protect" if "protect" in execution else execution[0], mode="strict", config=facts.config
         )
     return Criterion(
         "strict mode rejects direct inserts",
@@ -350,6 +393,8 @@ def runbook_drills(facts: GateFacts) -> Criterion:
     ok = len(present) == len(RUNBOOKS)
     for name in present:
         auto = ["--auto"] if "--auto" in probe.stdout else []  # unattended: no one at the keyboard
+        if facts.sut is not None and facts.sut.path is not None and "--sut" in probe.stdout:
+            auto += ["--sut", str(facts.sut.path)]  # drill the pipeline under judgement, not the reference
         run = subprocess.run(
             [sys.executable, "-m", "harness.cli", "drill", name, *auto],
             capture_output=True,

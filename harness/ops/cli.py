@@ -75,6 +75,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     drill.add_argument("runbook", help="not-enqueued, enqueued-not-executed or executed-no-event")
     drill.add_argument("--auto", action="store_true", help="run every step unattended (CI)")
     drill.add_argument("--report-dir", type=Path, default=Path("reports/drills"))
+    drill.add_argument("--sut", type=Path, help="SUT file of the pipeline to drill (default: the reference)")
     _postgres(drill, "embedded", "where the fresh reference system's database lives (default: embedded)")
 
 
@@ -140,9 +141,13 @@ def _database(postgres: str) -> Iterator[tuple[str, bool]]:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     from harness.ops.drill import run_drill, spec_for
+    from harness.sut.config import load_sut
 
     spec_for(args.runbook)  # an unknown runbook is bad input before anything starts
-    result, _paths = run_drill(args.runbook, args.postgres, auto=args.auto, report_dir=args.report_dir)
+    sut = load_sut(args.sut) if args.sut else None
+    result, _paths = run_drill(
+        args.runbook, args.postgres, auto=args.auto, report_dir=args.report_dir, sut=sut
+    )
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -1,25 +1,28 @@
 -- Named queries of `harness gate`: the evidence each phase criterion reads. Format: `-- name: <query>`.
 
+-- `{jobs}`, `{runs}`, `{entities}`, `{compat_warnings}` are the pipeline's canonical relations (the SUT
+-- contract, harness/sut/adapter.py): the gate judges any pipeline through them.
+
 -- name: flow_closed
 SELECT events @> '[{"type": "document.anchored"}]' OR events @> '[{"type": "document.failed"}]'
-  FROM document_entities WHERE id = %(entity_id)s
+  FROM {entities} AS e WHERE id = %(entity_id)s::uuid
 
 -- name: via_of_entities
-SELECT materialized_via, count(*) AS jobs FROM executor_jobs WHERE entity_id = ANY(%(ids)s) GROUP BY 1 ORDER BY 1
+SELECT materialized_via, count(*) AS jobs FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s) GROUP BY 1 ORDER BY 1
 
 -- name: ids_missing
 -- Jobs and runs of the given entities that lack a correlation or trace id.
-SELECT (SELECT count(*) FROM executor_jobs WHERE entity_id = ANY(%(ids)s)
-                                            AND (correlation_id IS NULL OR trace_id IS NULL)) AS jobs,
-       (SELECT count(*) FROM executor_job_runs r JOIN executor_jobs j ON j.id = r.job_id
-         WHERE j.entity_id = ANY(%(ids)s) AND (r.correlation_id IS NULL OR r.trace_id IS NULL)) AS runs
+SELECT (SELECT count(*) FROM {jobs} AS j WHERE entity_id::text = ANY(%(ids)s)
+                                           AND (correlation_id IS NULL OR trace_id IS NULL)) AS jobs,
+       (SELECT count(*) FROM {runs} AS r JOIN {jobs} AS j ON j.id = r.job_id
+         WHERE j.entity_id::text = ANY(%(ids)s) AND (r.correlation_id IS NULL OR r.trace_id IS NULL)) AS runs
 
 -- name: via_in_window
-SELECT materialized_via, count(*) AS jobs FROM executor_jobs
+SELECT materialized_via, count(*) AS jobs FROM {jobs} AS j
  WHERE created_at > clock_timestamp() - make_interval(secs => %(window_s)s) GROUP BY 1 ORDER BY 1
 
 -- name: compat_warnings_in_window
-SELECT count(*) AS warnings, min(at) AS first, max(at) AS last FROM compat_warnings
+SELECT count(*) AS warnings, min(at) AS first, max(at) AS last FROM {compat_warnings} AS w
  WHERE at > clock_timestamp() - make_interval(secs => %(window_s)s)
 
 -- name: relations_like
