@@ -37,6 +37,11 @@ class AppendOnlyViolation(PipelineError):
     """document_entities.events is append-only."""
 
 
+class GatewayWithoutIdentity(PipelineError):
+    """The gateway was called without an entity id or a source event id: every job is born from a canonical
+    event; append job.<type>.required to the entity instead."""
+
+
 class DatabaseUnavailable(PipelineError):
     """The database cannot be reached; the worker reconnects with backoff."""
 
@@ -55,6 +60,7 @@ _BY_SQLSTATE: dict[str, type[PipelineError]] = {
     "PJ003": DirectInsertRejected,
     "PJ004": UnknownEntity,
     "PJ005": AppendOnlyViolation,
+    "PJ006": GatewayWithoutIdentity,
 }
 
 

@@ -33,7 +33,7 @@ class SystemOptions:
     workers: dict[str, int] = field(
         default_factory=lambda: {"fase1-executor": 1, "orchestrator": 1, "scheduler": 1}
     )
-    batch: int = 25  # measured: 250 flows/s at 25 against 200 at 10 (1 decision worker, 1 orchestrator)
+    batch: int = 25  # the batch that served flows best in harness runs (DECISIONS.md, "Workers' batch")
     poll_interval_s: float = 0.5
     settings: dict[str, str] = field(default_factory=dict)
     network: bool = False  # route workers -> Postgres and orchestrator -> services through proxy links

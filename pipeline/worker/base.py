@@ -32,18 +32,9 @@ log = logging.getLogger("pipeline.worker")
 
 COMMON = queries("common")
 
-# An idle worker replans. Each session keeps one generic plan per statement (0013), made the first time the
-# statement runs, and kept until something invalidates it (autovacuum's next analyze of a table it reads). A
-# plan made while the tables were empty and analyzed as empty (a new deployment autovacuum has visited)
-# believes every table holds a row or two, and to such a plan a full index scan costs the same as a lookup:
-# measured, a later burst's claims and completions read executor_jobs' indexes whole, 389-895 entries per job
-# instead of about 4, three to five times slower, until the next analyze (tests/integration/
-# test_cold_plans.py). So a claim made while the worker is idle (nothing claimed since it connected or since
-# an empty claim) first drops the connection's cached plans: that claim is planned with the tables as they
-# are, burst included, at the cost of a few planning milliseconds to an idle worker. The writers drop theirs
-# before the first write after idle. A busy worker keeps its plans. Not every bad plan goes this way: with
-# the statistics of a full queue whose tables were then emptied, a fresh plan of complete_jobs' entity lock
-# was still seen reading executor_jobs' entity index whole.
+# An idle worker replans: a claim made while idle (nothing claimed since it connected or since an empty
+# claim) first drops the connection's cached generic plans, because a plan made while the tables looked empty
+# reads whole indexes once a burst arrives (DECISIONS.md, "Idle workers replan"); a busy worker keeps its plans.
 
 
 @dataclass

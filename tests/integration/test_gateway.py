@@ -10,7 +10,14 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from harness.provision.migrations import MigrationPlan, apply_migrations
-from pipeline.errors import DirectInsertRejected, MalformedEvent, UnknownEntity, UnknownJobType, translate
+from pipeline.errors import (
+    DirectInsertRejected,
+    GatewayWithoutIdentity,
+    MalformedEvent,
+    UnknownEntity,
+    UnknownJobType,
+    translate,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -268,3 +275,13 @@ def test_lock_entities_events_locks_the_batch_until_the_transaction_ends(conn: C
             other.execute("SELECT append_event(%s, 'job.tsa.required', '{}')", (first,))
         holder.rollback()
         assert other.execute("SELECT append_event(%s, 'job.tsa.required', '{}')", (first,)).fetchone()[0]
+
+
+def test_the_gateway_called_without_identity_is_translated_with_its_hint(conn: Conn) -> None:
+    """PJ006, the gateway asked for a job with no source event, reaches Python as its own error, hint kept."""
+    entity = new_entity(conn)
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute("SELECT materialize_job('protect', %s, NULL)", (entity,))
+    error = translate(caught.value)
+    assert isinstance(error, GatewayWithoutIdentity)
+    assert "source event id" in str(error) and "hint:" in str(error)
