@@ -38,9 +38,9 @@ def read_handler_table(root: Path, rel: str, function: str) -> HandlerTable:
         )
         if isinstance(value, ast.Dict):
             return HandlerTable(rel, node.lineno, _keys(value))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == function:
-            for inner in ast.walk(node):
+    for defined in ast.walk(tree):
+        if isinstance(defined, ast.FunctionDef) and defined.name == function:
+            for inner in ast.walk(defined):
                 if isinstance(inner, ast.Return) and isinstance(inner.value, ast.Dict):
                     return HandlerTable(rel, inner.lineno, _keys(inner.value))
     raise ContractInputError(
