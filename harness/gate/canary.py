@@ -117,6 +117,6 @@ def run_canary(dsn: str, runs: int, timeout_s: float, sut: Sut | None = None) ->
 
 
 def _flow_closed(conn: psycopg.Connection[Any], entity: str, sql: SutSql) -> Any:
-    row = conn.execute(sql.render(Q["flow_closed"]), {"entity_id": entity}).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(sql.render(Q["flow_closed"]), {"entity_id": entity}).fetchone()
     assert row is not None  # one row: whether the flow closed
     return row[0]

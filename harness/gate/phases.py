@@ -83,7 +83,7 @@ class GateFacts:
     def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
         statement = self.sql.render(Q[query])
         with psycopg.connect(self.dsn, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return [dict(r) for r in cur.execute(statement, params).fetchall()]  # type: ignore[arg-type]
+            return [dict(r) for r in cur.execute(statement, params).fetchall()]
 
     def via(self) -> tuple[tuple[str, ...], str | None, str | None]:
         """The pipeline's materialized_via values: those of the gateway, a compat redirect, a direct call."""
