@@ -520,6 +520,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
+    from harness.records import SUITES
     from harness.scenario import all_scenario_files, load_scenarios
 
     if args.scenarios_command == "validate":
@@ -534,7 +535,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     for scenario in scenarios:
         faults = ", ".join(f.label for f in scenario.faults) or "(no fault)"
         print(f"{scenario.name:<{width}}  [{', '.join(scenario.suites)}]  {faults}")
-    suites = dict.fromkeys(("smoke", "nightly", "gate", "drill", *(x for s in scenarios for x in s.suites)))
+    suites = dict.fromkeys((*SUITES, *(x for s in scenarios for x in s.suites)))
     for suite in suites:
         members = [s.name for s in scenarios if suite in s.suites]
         print(f"suite {suite}: {len(members)} scenario(s)")

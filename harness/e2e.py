@@ -7,6 +7,7 @@ span from the first request to the last close. Exit 0 only when every flow compl
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -23,6 +24,7 @@ from harness.sut.adapter import SutSql
 from harness.sut.config import Sut, reference_sut
 from harness.sut.readback import read_trace
 from harness.sut.system import RunningSystem, SystemOptions
+from harness.wait import WaitTimeout, wait_until
 
 
 @dataclass
@@ -67,17 +69,20 @@ def submit_flows(dsn: str, count: int, sql: SutSql) -> list[str]:
 
 
 def wait_closed(dsn: str, ids: list[str], timeout_s: float, sql: SutSql) -> int:
-    deadline = time.monotonic() + timeout_s
-    closed = 0
+    """Wait until every flow of `ids` closed (or the timeout); how many closed."""
     Q = sql.queries("system")
+    closed = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline:
+
+        def all_closed() -> bool:
+            nonlocal closed
             row = conn.execute(Q["count_closed"], {"ids": ids}).fetchone()
             assert row is not None  # a count
             closed = int(row[0])
-            if closed >= len(ids):
-                break
-            time.sleep(0.05)
+            return closed >= len(ids)
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(all_closed, timeout_s, f"{len(ids)} flows to close")
     return closed
 
 

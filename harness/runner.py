@@ -42,6 +42,7 @@ from harness.store import load_record, write_json, write_record
 from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 from harness.sut.system import RunningSystem, SystemOptions
+from harness.wait import WaitTimeout, wait_until
 from harness.workload import Workload
 
 Progress = Callable[[str], None]
@@ -160,14 +161,17 @@ def drain(
 def settle_alerts(dsn: str, timeout_s: float, alerts: AlertSource, quiet_polls: int = 3) -> bool:
     """Then give alerts the rest of the drain time to settle (none pending or firing), so an alert about to
     fire or to resolve is not cut off. Not settling is no verdict of its own: the alert checkers judge it."""
-    deadline = time.monotonic() + timeout_s
     quiet = 0
-    while time.monotonic() < deadline:
+
+    def settled() -> bool:
+        nonlocal quiet
         quiet = quiet + 1 if _count(dsn, alerts.active) == 0 else 0
-        if quiet >= quiet_polls:
-            return True
-        time.sleep(0.3)
-    return False
+        return quiet >= quiet_polls
+
+    try:
+        return bool(wait_until(settled, timeout_s, "alerts to settle", 0.3))
+    except WaitTimeout:
+        return False
 
 
 def _count(dsn: str, read: Callable[[psycopg.Connection[Any]], int]) -> int:

@@ -17,7 +17,7 @@ import yaml
 from harness.errors import BadInput
 from harness.faults import REGISTRY
 from harness.records import SUITES, AlertExpectation, Expectations, FaultSpec, Scenario, Workload
-from harness.sut.config import ALERTS
+from harness.sut.config import ALERTS, ROLES
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # the built-in scenarios ship in the wheel
 DEFAULT_CHECKS = (
@@ -36,7 +36,6 @@ DEFAULT_CHECKS = (
     "kpi_agrees",
     "one_side_effect_per_job",
 )
-ROLES = ("fase1-executor", "orchestrator", "scheduler", "monitor")
 TOP = {
     "name",
     "description",

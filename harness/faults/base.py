@@ -115,3 +115,22 @@ def param(ctx: FaultContext, name: str, cls: type[Fault]) -> Any:
 
 
 Action = Callable[[FaultContext], dict[str, Any]]
+
+
+def catalogue_markdown() -> str:
+    """The faults table of harness/scenarios/README.md, rendered from the registry so the documentation
+    cannot drift from the faults a scenario may name (a test compares the two)."""
+
+    def params(cls: type[Fault]) -> str:
+        if not cls.params:
+            return "none"
+        parts = []
+        for key, spec in cls.params.items():
+            default = ", required" if spec.required else ""
+            default += "" if spec.default is None else f", default {spec.default!r}"
+            parts.append(f"`{key}` ({spec.describe()}{default})")
+        return ", ".join(parts)
+
+    rows = ["| fault | what it does | parameters |", "| --- | --- | --- |"]
+    rows += [f"| `{n}` | {REGISTRY[n].description}. | {params(REGISTRY[n])} |" for n in sorted(REGISTRY)]
+    return "\n".join(rows) + "\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +10,7 @@ import psutil
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
 from harness.sut.config import FAILPOINT_ACTIONS, FAILPOINT_POINTS, ROLES
+from harness.wait import WaitTimeout, wait_until
 
 # The kind of job each role holds: a kill or a pause of that role proves something only while it holds one.
 ROLE_KIND = {"fase1-executor": "decision", "orchestrator": "execution"}
@@ -23,14 +24,16 @@ def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
     kind = ROLE_KIND.get(role)
     if kind is None:
         return None
-    deadline = time.monotonic() + IN_FLIGHT_WAIT_S
-    while True:
+
+    def held() -> list[Any]:
         now, ids = ctx.sql("in_flight", {"kind": kind})[0]
-        if ids or time.monotonic() >= deadline:
-            # kept for `confirm`: a job can finish between this read and the signal
-            ctx.state["held"], ctx.state["struck_at"] = list(ids), now
-            return len(ids)
-        time.sleep(0.02)
+        # kept for `confirm`: a job can finish between this read and the signal
+        ctx.state["held"], ctx.state["struck_at"] = list(ids), now
+        return list(ids)
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(held, IN_FLIGHT_WAIT_S, f"a {kind} job in flight", 0.02)
+    return len(ctx.state["held"])
 
 
 def _victims(ctx: FaultContext, role: str, count: int) -> list[Any]:

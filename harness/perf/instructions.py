@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from harness.provision.embedded import EmbeddedPostgres
 from harness.provision.migrations import MigrationPlan
 from harness.sqlfile import named_queries
 from harness.sut.config import Sut, reference_sut
+from harness.wait import WaitTimeout, wait_until
 
 Q = named_queries("bench")
 EVENTS_PER_ENTITY = 8  # a flow's worth, as the append figures of `harness bench`
@@ -96,14 +96,18 @@ class Counter:
             pid = row[0]
             work(conn)
         out = self.folder / f"cg.{pid}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = out.read_text(errors="replace") if out.exists() else ""
-            found = re.search(r"^summary: (\d+)", text, re.MULTILINE)
-            if found:
-                return int(found.group(1))
-            time.sleep(0.1)
-        raise HarnessError(f"callgrind wrote no count for backend {pid} within 60 s (looked for {out})")
+
+        def summary() -> re.Match[str] | None:
+            return re.search(
+                r"^summary: (\d+)", out.read_text(errors="replace") if out.exists() else "", re.MULTILINE
+            )
+
+        try:
+            return int(wait_until(summary, 60, f"callgrind's count for backend {pid} in {out}", 0.1).group(1))
+        except WaitTimeout as exc:
+            raise HarnessError(
+                f"callgrind wrote no count for backend {pid} within 60 s (looked for {out})"
+            ) from exc
 
     def per_job(self, dsn: str, jobs: int, seed: Callable[[int], None], work: Callable[..., None]) -> int:
         """Instructions per job: the backends of a 3N-job run and an N-job run, differenced, over 2N."""

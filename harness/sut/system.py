@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from harness.errors import HarnessError
 from harness.sut.adapter import SutSql
 from harness.sut.config import Sut
 from harness.sut.supervisor import Managed, Supervisor, tail
+from harness.wait import WaitTimeout, wait_until
 
 if TYPE_CHECKING:
     from harness.sut.network import Network
@@ -107,9 +107,9 @@ class RunningSystem:
         workers = self.workers()
         heartbeats = self.sql.facts.has("heartbeats")
         target = _db_address(self.worker_dsn)
-        deadline = time.monotonic() + timeout_s
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while time.monotonic() < deadline:
+
+            def all_ready() -> bool:
                 if heartbeats:
                     pids = [m.pid for m in workers]
                     row = conn.execute(self.sql.queries("system")["live_workers"], {"pids": pids}).fetchone()
@@ -117,19 +117,21 @@ class RunningSystem:
                     ready = row[0]
                 else:
                     ready = sum(1 for m in workers if _connected(m.pid, target))
-                if ready >= len(workers):
-                    return
                 dead = [m.name for m in self.workers() if not m.alive]
                 if dead:
                     raise HarnessError(
                         f"worker {dead[0]} exited at start; its log:\n{tail(self.supervisor.get(dead[0]).log_path)}"
                     )
-                time.sleep(0.05)
-        raise HarnessError(
-            f"workers did not become ready within {timeout_s:.0f} s "
-            f"({'no heartbeat' if heartbeats else 'no connection to the database'}); see their logs in "
-            f"{self.supervisor.log_dir}"
-        )
+                return bool(ready >= len(workers))
+
+            try:
+                wait_until(all_ready, timeout=timeout_s, describe="every worker ready")
+            except WaitTimeout:
+                raise HarnessError(
+                    f"workers did not become ready within {timeout_s:.0f} s "
+                    f"({'no heartbeat' if heartbeats else 'no connection to the database'}); see their logs in "
+                    f"{self.supervisor.log_dir}"
+                ) from None
 
     def start_worker(self, role: str, index: int = 0) -> Managed:
         values = {

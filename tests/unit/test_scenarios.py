@@ -139,11 +139,15 @@ def test_unknown_target_is_bad_input() -> None:
 def test_every_fault_and_checker_is_documented() -> None:
     from harness.checkers import CHECKERS
     from harness.faults import REGISTRY
+    from harness.faults.base import catalogue_markdown
 
     root = Path(__file__).resolve().parents[2]
     scenarios_doc = (SCENARIO_DIR / "README.md").read_text()
     checkers_doc = (root / "harness" / "checkers" / "README.md").read_text()
     assert [f for f in REGISTRY if f"`{f}`" not in scenarios_doc] == []
+    assert catalogue_markdown() in scenarios_doc, (
+        "regenerate the faults table: harness.faults.base.catalogue_markdown()"
+    )
     assert [c for c in CHECKERS if c not in checkers_doc] == []
 
 
