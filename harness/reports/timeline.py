@@ -11,6 +11,7 @@ from __future__ import annotations
 from html import escape
 
 from harness.records import RunRecord
+from harness.reports.chart import Line, Panel, line_panel
 from harness.reports.series import Series, series_of
 
 WIDTH = 1100
@@ -82,46 +83,25 @@ def _fault_rows(canvas: _Canvas, texts: list[str], starts: list[float]) -> list[
     return rows
 
 
-Line = tuple[str, list[tuple[float, float]], str, bool]  # name, points, colour, dashed
-
-
 def _line_chart(
     canvas: _Canvas, top: float, height: float, title: str, lines: list[Line], limit: float | None, unit: str
 ) -> None:
     """A panel of lines sharing a y scale from 0 to their peak, with the SLO limit dashed when given."""
     width = WIDTH - canvas.left - RIGHT
-    canvas.add(f'<rect x="{canvas.left}" y="{top}" width="{width}" height="{height}" class="panel"/>')
     canvas.text(canvas.left - 10, top + height / 2 + 4, title, "lane", "end")
-    if not any(points for _n, points, _c, _d in lines):
+    if not any(line.points for line in lines):
+        canvas.add(f'<rect x="{canvas.left}" y="{top}" width="{width}" height="{height}" class="panel"/>')
         canvas.text(canvas.left + 10, top + height / 2 + 4, "no observer samples recorded", "muted")
         return
-    peak = max([v for _n, points, _c, _d in lines for _t, v in points] + [limit or 0.0, 1e-9])
-
-    def y(v: float) -> float:
-        return top + height - v / (peak * 1.1) * height
-
-    canvas.text(canvas.left - 4, top + 10, f"{_fmt(peak)}{unit}", "tick", "end")
-    canvas.text(canvas.left - 4, top + height, f"0{unit}", "tick", "end")
-    canvas.add(
-        f'<line x1="{canvas.left}" x2="{WIDTH - RIGHT}" y1="{y(peak):.1f}" y2="{y(peak):.1f}" class="grid"/>'
+    peak = max([v for line in lines for _t, v in line.points] + [limit or 0.0, 1e-9])
+    panel = Panel(canvas.left, top, width, height, canvas.lo, canvas.hi, 0.0, peak * 1.1)
+    canvas.parts += line_panel(
+        panel,
+        lines,
+        y_ticks=[(peak, f"{_fmt(peak)}{unit}"), (0.0, f"0{unit}")],
+        limit=None if limit is None else (limit, f"limit {_fmt(limit)}{unit}"),
+        tip=lambda line, t, v: f"{line.name} = {_fmt(v)}{unit} at +{t:.1f}s",
     )
-    if limit is not None:
-        tip = canvas.title(f"SLO limit {_fmt(limit)}{unit}")
-        canvas.add(
-            f'<line x1="{canvas.left}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" class="limit">{tip}</line>'
-        )
-        canvas.text(WIDTH - RIGHT - 4, y(limit) - 3, f"limit {_fmt(limit)}{unit}", "limit-text", "end")
-    for name, points, colour, dashed in lines:
-        if not points:
-            continue
-        path = " ".join(f"{canvas.x(t):.1f},{y(v):.1f}" for t, v in points)
-        dash = ' stroke-dasharray="5 3"' if dashed else ""
-        canvas.add(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.8"{dash}/>')
-        for t, v in points if len(points) <= 120 else ():
-            tip = canvas.title(f"{name} = {_fmt(v)}{unit} at +{t:.1f}s")
-            canvas.add(
-                f'<circle cx="{canvas.x(t):.1f}" cy="{y(v):.1f}" r="1.8" fill="{colour}">{tip}</circle>'
-            )
 
 
 def _span(series: Series) -> tuple[float, float]:
@@ -193,11 +173,11 @@ def timeline_svg(record: RunRecord) -> str:
             )
 
     flows = [
-        ("backlog (jobs)", series.backlog, BACKLOG, False),
-        ("open flows", series.open_flows, OPEN, True),
+        Line("backlog (jobs)", series.backlog, BACKLOG),
+        Line("open flows", series.open_flows, OPEN, dashed=True),
     ]
     _line_chart(canvas, layout["backlog"], 80, "backlog", flows, None, "")
-    gap = [(series.gap_name, series.gap, GAP, False)]
+    gap = [Line(series.gap_name, series.gap, GAP)]
     _line_chart(canvas, layout["gap"], 80, series.gap_name, gap, series.gap_limit, "s")
 
     # workload requests as ticks, coloured by how they ended

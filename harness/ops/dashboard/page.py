@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.checkers.trace import Trace, render
 from harness.ops.dashboard.data import GapPoint, Overview, Snapshot, Table
+from harness.reports.chart import Line, Panel, line_panel, title
 
 TITLES = {
     "alerts": "Alerts",
@@ -163,62 +164,62 @@ def chart(series: tuple[GapPoint, ...], delta_s: float, width: int = 900, height
     if not series:
         return '<p class="empty">no data</p>'
     left, right, top, bottom = 50, 10, 10, 22
-    plot_w, plot_h = width - left - right, height - top - bottom
     highest = max([delta_s] + [p.max_s or 0 for p in series])
-    lo, hi = math.log10(1e-4), math.log10(max(highest * 2, 1e-3))
-
-    def y(value: float) -> float:
-        return top + plot_h * (1 - (math.log10(max(value, 1e-4)) - lo) / (hi - lo))
-
-    step = plot_w / max(len(series), 1)
-    most = max(p.events for p in series) or 1
+    panel = Panel(
+        left,
+        top,
+        width - left - right,
+        height - top - bottom,
+        0,
+        len(series),
+        1e-4,
+        max(highest * 2, 1e-3),
+        True,
+    )
     parts = [
         f'<svg id="gap-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="event_to_job_gap over time">',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafbfc" stroke="#ddd"/>',
     ]
-    for i, p in enumerate(series):
-        bar = plot_h * 0.3 * p.events / most
-        x = left + i * step
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{top + plot_h - bar:.1f}" width="{max(step - 2, 1):.1f}" '
-            f'height="{bar:.1f}" fill="#d0d7de"><title>{p.events} events</title></rect>'
+    lines = [
+        Line(
+            name,
+            [(i + 0.5, v) for i, p in enumerate(series) if (v := getattr(p, attr)) is not None],
+            colour,
+            css=attr,
+        )
+        for name, attr, colour in (
+            ("p50", "p50_s", "#0969da"),
+            ("p95", "p95_s", "#8250df"),
+            ("max", "max_s", "#bf8700"),
+        )
+    ]
+    bars = []
+    most = max(p.events for p in series) or 1
+    for i, p in enumerate(series):  # events per bucket as grey bars, buckets with breaches shaded red
+        x, w = panel.x(i) + 1, max(panel.x(1) - panel.x(0) - 2, 1)
+        bar = panel.height * 0.3 * p.events / most
+        bars.append(
+            f'<rect x="{x:.1f}" y="{panel.top + panel.height - bar:.1f}" width="{w:.1f}" height="{bar:.1f}" '
+            f'fill="#d0d7de">{title(f"{p.events} events")}</rect>'
         )
         if p.breached:
-            parts.append(
-                f'<rect class="breach" x="{x + 1:.1f}" y="{top}" width="{max(step - 2, 1):.1f}" '
-                f'height="{plot_h}" fill="#cf222e" opacity="0.25"><title>{p.breached} breached</title></rect>'
+            bars.append(
+                f'<rect class="breach" x="{x:.1f}" y="{panel.top}" width="{w:.1f}" height="{panel.height}" '
+                f'fill="#cf222e" opacity="0.25">{title(f"{p.breached} breached")}</rect>'
             )
-    for exp in range(-4, int(hi) + 1):
-        value = 10.0**exp
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{_ms(value)}</text>'
-        )
-    parts.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(delta_s):.1f}" y2="{y(delta_s):.1f}" '
-        f'stroke="#cf222e" stroke-dasharray="6 4"/><text x="{left + plot_w - 4}" y="{y(delta_s) - 4:.1f}" '
-        f'font-size="10" text-anchor="end" fill="#cf222e">Delta {delta_s:g} s</text>'
+    decades = range(-4, int(math.log10(panel.y_hi)) + 1)
+    parts += line_panel(
+        panel,
+        lines,
+        y_ticks=[(10.0**exp, _ms(10.0**exp)) for exp in decades],
+        limit=(delta_s, f"Delta {delta_s:g} s"),
+        tip=lambda line, i, v: f"{line.name} {_ms(v)} at {_fmt(series[int(i)].start)}",
+        underlay=bars,
     )
-    for attr, colour in (("p50_s", "#0969da"), ("p95_s", "#8250df"), ("max_s", "#bf8700")):
-        points = [
-            f"{left + (i + 0.5) * step:.1f},{y(getattr(p, attr)):.1f}"
-            for i, p in enumerate(series)
-            if getattr(p, attr) is not None
-        ]
-        if points:
-            parts.append(
-                f'<polyline class="{attr}" fill="none" stroke="{colour}" stroke-width="1.5" '
-                f'points="{" ".join(points)}"/>'
-            )
-            parts.extend(  # markers, so a single populated bucket still shows
-                f'<circle class="{attr}" cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="2.5" fill="{colour}"/>'
-                for pt in points
-            )
     first, last = series[0].start, series[-1].start
     parts.append(
         f'<text x="{left}" y="{height - 6}" font-size="10">{escape(_fmt(first))}</text>'
-        f'<text x="{left + plot_w}" y="{height - 6}" font-size="10" text-anchor="end">{escape(_fmt(last))}'
+        f'<text x="{left + panel.width}" y="{height - 6}" font-size="10" text-anchor="end">{escape(_fmt(last))}'
         "</text>"
     )
     legend = [("p50", "#0969da"), ("p95", "#8250df"), ("max", "#bf8700")]
