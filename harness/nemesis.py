@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.faults import REGISTRY, Fault, FaultContext
 from harness.history import History, OpType
-from harness.records import FaultSpec, FaultWindow
+from harness.records import FaultEffects, FaultSpec, FaultWindow
 
 
 @dataclass
@@ -140,9 +140,17 @@ class Nemesis:
                 end_wall=time.time(),
                 took_effect=active.took_effect,
                 evidence=active.evidence,
+                effects=self._effects(active),
             )
         )
         self._healed.append(active)
+
+    def _effects(self, active: _Active) -> FaultEffects:
+        try:
+            return active.fault.effects(active.ctx)
+        except Exception as exc:  # the window keeps what the fault could not say, as evidence
+            active.evidence += f"; effects unreadable: {type(exc).__name__}: {exc}"
+            return FaultEffects()
 
     def confirm_all(self) -> None:
         """After the drain: a fault whose proof shows only later (a kill proves itself when the jobs it left

@@ -83,6 +83,16 @@ class Scenario:
 
 # -- the recorded run ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class FaultEffects:
+    """What a fault did that a checker must account for, as typed fields the fault fills in itself (never
+    evidence text or history values parsed back): the pipeline settings it held while it was on, and the
+    writes it made around the pipeline's own path that the pipeline must answer for."""
+
+    settings: Mapping[str, str] = field(default_factory=dict)  # e.g. {"gateway_mode": "strict"}
+    legacy_inserts: int = 0  # direct inserts into the queue that a compat guard must redirect and warn of
+
+
+@dataclass(frozen=True)
 class FaultWindow:
     fault: str
     label: str
@@ -92,6 +102,7 @@ class FaultWindow:
     end_wall: float | None
     took_effect: bool | None  # None: could not be told
     evidence: str = ""
+    effects: FaultEffects = field(default_factory=FaultEffects)
 
     def covers(self, wall: float, grace_s: float = 0.0) -> bool:
         end = self.end_wall if self.end_wall is not None else float("inf")

@@ -20,6 +20,7 @@ from harness.history import read_history
 from harness.records import (
     AlertExpectation,
     Expectations,
+    FaultEffects,
     FaultSpec,
     FaultWindow,
     FinalState,
@@ -86,7 +87,10 @@ def load_record(folder: Path) -> RunRecord:
     return RunRecord(
         scenario=scenario_from_dict(meta["scenario"]),
         ops=ops,
-        faults=tuple(FaultWindow(**w) for w in _read(folder, "faults.json")),
+        faults=tuple(
+            FaultWindow(**{**w, "effects": FaultEffects(**w.get("effects", {}))})
+            for w in _read(folder, "faults.json")
+        ),
         samples=tuple(
             {"wall": op.wall, **op.value} for op in ops if op.f == "sample" and isinstance(op.value, dict)
         ),

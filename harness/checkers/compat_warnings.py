@@ -1,16 +1,13 @@
 """compat_warnings: every legacy insert redirected under compat left exactly one warning, naming its job.
 
 Compat mode is the migration path: legacy writers keep working, redirected through the gateway, and every
-redirection is recorded so the team can find and remove the writer. The nemesis says how many legacy
-inserts it performed under compat (`legacy_inserts` in its start:/heal: op values with `mode = compat`; a
-nemesis reports each insert once); the warnings must match that count, and each must name an existing job
+redirection is recorded so the team can find and remove the writer. Each fault window says how many legacy
+inserts its fault performed under compat (`effects.legacy_inserts`); the warnings must match that count, and each must name an existing job
 that the guard materialized (`compat_redirect`). Too few: a legacy writer went unseen. Too many, or naming
 no such job: noise the on-call cannot act on.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from harness.checkers.rows import clock, epoch, job_row, plain, short
 from harness.records import Anomaly, CheckResult, RunRecord, Verdict
@@ -19,15 +16,8 @@ NAME = "compat_warnings"
 
 
 def legacy_inserts_under_compat(record: RunRecord) -> int:
-    """What the nemesis says it inserted around the gateway while the mode was compat."""
-    total = 0
-    for op in record.ops:
-        if op.process != "nemesis" or not op.f.startswith(("start:", "heal:")):
-            continue
-        value = op.value if isinstance(op.value, Mapping) else {}
-        if value.get("mode") == "compat":
-            total += int(value.get("legacy_inserts") or 0)
-    return total
+    """What the faults say they inserted around the gateway while the mode was compat."""
+    return sum(window.effects.legacy_inserts for window in record.faults)
 
 
 def check(record: RunRecord) -> CheckResult:

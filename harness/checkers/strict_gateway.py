@@ -4,46 +4,29 @@ Strict mode is the RFC's end state: the guard rejects every insert that does not
 So under `gateway_mode = strict` there must be no compat warning at all, and every job must carry a
 gateway `materialized_via` (`trigger` for the core trigger, `direct_call` for a named call, `replay` for the
 runbook's replay, which also calls the gateway). Anything else was admitted around it. Strict is judged
-wherever it held: the whole run when the final settings say strict, and each nemesis window that switched
-the mode to strict (its start op value says `mode: strict`, its heal restores the previous mode). Outside
-strict this checker only counts.
+wherever it held: the whole run when the final settings say strict, and each fault window that held the
+mode at strict (`effects.settings`), from its start to its heal. Outside strict this checker only counts.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 from harness.checkers.rows import clock, epoch, job_row, plain, short
-from harness.history import OpType
 from harness.records import Anomaly, CheckResult, RunRecord, Verdict
 
 NAME = "strict_gateway"
 
 
 def strict_periods(record: RunRecord) -> list[tuple[float, float]]:
-    """Wall-clock spans when gateway_mode was strict, from the final settings and the nemesis's ops."""
+    """Wall-clock spans when gateway_mode was strict, from the final settings and the fault windows."""
     if str(record.final.settings.get("gateway_mode", "compat")) == "strict":
         return [(-math.inf, math.inf)]
-    invoked: dict[tuple[str, str], float] = {}  # the fault acts between its invoke and its completion
-    opened: dict[tuple[str, str], float] = {}
-    periods = []
-    for op in sorted(record.ops, key=lambda o: o.index):
-        if op.process != "nemesis" or ":" not in op.f:
-            continue
-        value = op.value if isinstance(op.value, Mapping) else {}
-        phase, fault = op.f.split(":", 1)
-        key = (fault, str(value.get("label", fault)))
-        if op.type is OpType.INVOKE:
-            invoked[key] = op.wall
-        elif op.type is not OpType.INFO:
-            continue
-        elif phase == "start" and value.get("mode") == "strict":
-            opened[key] = invoked.get(key, op.wall)
-        elif phase == "heal" and key in opened:
-            periods.append((opened.pop(key), op.wall))
-    periods.extend((start, math.inf) for start in opened.values())
-    return sorted(periods)
+    return sorted(
+        (w.start_wall, math.inf if w.end_wall is None else w.end_wall)
+        for w in record.faults
+        if w.effects.settings.get("gateway_mode") == "strict"
+    )
 
 
 def check(record: RunRecord) -> CheckResult:

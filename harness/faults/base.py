@@ -17,6 +17,7 @@ import psycopg
 
 from harness.history import History
 from harness.provision import Provider
+from harness.records import FaultEffects
 from harness.sut.adapter import SutSql
 from harness.sut.system import RunningSystem
 
@@ -99,6 +100,11 @@ class Fault:
         """After the drain, for a fault whose proof shows only later: whether it really hit (None: nothing to
         add to what took_effect said while it was on)."""
         return None
+
+    def effects(self, ctx: FaultContext) -> FaultEffects:
+        """What this fault did that the checkers must account for (settings it held, writes it made around
+        the pipeline), kept on its window as typed fields; nothing by default."""
+        return FaultEffects()
 
 
 REGISTRY: dict[str, type[Fault]] = {}

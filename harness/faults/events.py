@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
+from harness.records import FaultEffects
 
 
 @register
@@ -57,6 +58,7 @@ class LegacyInsert(Fault):
         with psycopg.connect(ctx.dsn, autocommit=True) as conn:
             ctx.state["previous_mode"] = ctx.sut_sql.read_setting(conn, "gateway_mode") or "compat"
         ctx.sut_sql.write_settings(ctx.dsn, {"gateway_mode": mode})
+        ctx.state["set_mode"] = mode
         entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
         accepted = rejected = 0
         errors = set()
@@ -99,6 +101,15 @@ class LegacyInsert(Fault):
         if "previous_mode" in ctx.state:
             ctx.sut_sql.write_settings(ctx.dsn, {"gateway_mode": ctx.state["previous_mode"]})
         return {"gateway_mode": ctx.state.get("previous_mode")}
+
+    def effects(self, ctx: FaultContext) -> FaultEffects:
+        """The mode it held (strict_gateway judges inside that window) and, under compat, the inserts the
+        guard must have redirected with a warning each (compat_warnings counts them)."""
+        mode = ctx.state.get("set_mode")
+        if mode is None:
+            return FaultEffects()
+        redirected = int(ctx.state.get("accepted", 0)) if mode == "compat" else 0
+        return FaultEffects(settings={"gateway_mode": str(mode)}, legacy_inserts=redirected)
 
 
 @register

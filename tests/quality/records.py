@@ -17,6 +17,7 @@ from harness.history import Op, OpType
 from harness.records import (
     AlertExpectation,
     Expectations,
+    FaultEffects,
     FaultWindow,
     FinalState,
     RunRecord,
@@ -267,6 +268,7 @@ class World:
         end_s: float | None,
         took_effect: bool | None = True,
         evidence: str = "",
+        effects: FaultEffects | None = None,
     ) -> FaultWindow:
         window = FaultWindow(
             fault,
@@ -277,6 +279,7 @@ class World:
             None if end_s is None else T0 + end_s,
             took_effect,
             evidence,
+            effects or FaultEffects(),
         )
         self.faults.append(window)
         self.op("nemesis", OpType.INFO, f"start:{fault}", start_s, {"label": fault})

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.checkers import compat_warnings, strict_gateway
-from harness.history import OpType
-from harness.records import Verdict
+from harness.records import FaultEffects, Verdict
 from tests.quality.records import T0, World, healthy
 
 
@@ -30,21 +29,9 @@ def _legacy_insert(world: World, s: float, *, warn: bool = True) -> dict[str, An
 
 
 def _nemesis_inserts(world: World, s: float, mode: str, count: int) -> None:
-    world.op("nemesis", OpType.INVOKE, "start:legacy-insert", s, {"label": "legacy-insert"})
-    world.op(
-        "nemesis",
-        OpType.INFO,
-        "start:legacy-insert",
-        s + 0.05,
-        {"label": "legacy-insert", "mode": mode, "legacy_inserts": count if mode == "compat" else 0},
-    )
-    world.op(
-        "nemesis",
-        OpType.INFO,
-        "heal:legacy-insert",
-        s + 0.1,
-        {"label": "legacy-insert", "gateway_mode": "compat"},
-    )
+    """The legacy-insert fault's window, with the effects it reports: the mode it held, the inserts made."""
+    redirected = count if mode == "compat" else 0
+    world.fault("legacy-insert", s, s + 0.1, effects=FaultEffects({"gateway_mode": mode}, redirected))
 
 
 def test_strict_mode_admitting_a_compat_warning_or_a_foreign_job_is_caught() -> None:
