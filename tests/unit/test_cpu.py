@@ -34,6 +34,8 @@ def test_a_busy_process_shows_its_cpu_time_and_a_sleeping_one_none() -> None:
         idle.kill()
         busy.wait()
         idle.wait()
+        if busy.stdout is not None:
+            busy.stdout.close()
 
 
 def test_a_process_that_is_gone_reads_as_none() -> None:
