@@ -112,7 +112,7 @@ def prepare_database(dsn: str, scenario: Scenario, sql: SutSql) -> None:
     if sql.alerts_from_sut:
         if scenario.profile and sql.sut.alerts.profile:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(sql.sut.alerts.profile)  # type: ignore[arg-type]
+                conn.execute(sql.sut.alerts.profile)
         template = sql.sut.alerts.window_setting
         tuned = {}
         for alert, window in windows.items():
@@ -146,7 +146,7 @@ def drain(
     last: tuple[Any, ...] | None = None
     still_since = started
     while time.monotonic() - started < timeout_s:
-        state = _read(dsn, lambda conn: tuple(conn.execute(query).fetchone()))
+        state = _read(dsn, lambda conn: conn.execute(query).fetchone())
         quiet = quiet + 1 if state is not None and state[0] == 0 else 0
         if quiet >= quiet_polls:
             return True, time.monotonic() - started, "quiet"

@@ -62,7 +62,7 @@ class FaultContext:
     ) -> list[tuple[Any, ...]]:
         """Run one statement (a named query, or one the SUT file gives) on its own autocommit connection."""
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
-            cur = conn.execute(statement, args or {})  # type: ignore[arg-type]
+            cur = conn.execute(statement, args or {})
             return cur.fetchall() if fetch and cur.description else []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.faults.base import Fault, FaultContext, Param, param, register
 
 TOXICS = {"latency": "latency", "stall": "timeout", "reset": "reset_peer"}
@@ -34,7 +35,7 @@ class Network(Fault):
         return () if link == "db" else (f"service:{link}",)
 
     def _proxy(self, ctx: FaultContext) -> Any:
-        return ctx.system.network.get(param(ctx, "link", Network))
+        return _network(ctx).get(param(ctx, "link", Network))
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         proxy, kind = self._proxy(ctx), param(ctx, "kind", Network)
@@ -54,7 +55,7 @@ class Network(Fault):
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         proxy, kind = self._proxy(ctx), param(ctx, "kind", Network)
-        current = ctx.system.network.client.get_proxy(proxy.name)
+        current = _network(ctx).client.get_proxy(proxy.name)
         if kind == "partition":
             return (
                 current is not None and not current.enabled,
@@ -71,3 +72,12 @@ class Network(Fault):
             for stream in ("upstream", "downstream"):
                 proxy.destroy_toxic(f"harness_{kind}_{stream}")
         return {"link": proxy.name}
+
+
+def _network(ctx: FaultContext) -> Any:
+    """The system's proxied links; needs_network makes the runner build them before this fault starts."""
+    if ctx.system.network is None:
+        raise HarnessError(
+            "the system runs without proxied links; a network fault needs them (needs_network)"
+        )
+    return ctx.system.network

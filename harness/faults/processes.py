@@ -134,7 +134,7 @@ class PauseWorker(Fault):
         return {"paused": ctx.state["victims"], "in_flight": ctx.state["in_flight"]}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        states = []
+        states: list[str] = []
         for name in ctx.state.get("victims", []):
             try:
                 states.append(psutil.Process(ctx.system.supervisor.get(name).pid).status())

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from harness.errors import HarnessError
 from harness.faults.base import Fault, FaultContext, Param, param, register
 
 CORE = "on_document_entity_events_change"  # the RFC's name for the core trigger
@@ -85,6 +86,8 @@ class DisableProjectionTrigger(Fault):
 
     def _alter(self, ctx: FaultContext, action: str) -> None:
         name = ctx.sut_sql.facts.projection_trigger
+        if name is None:  # requires() names the capability, so a scenario without it never starts this
+            raise HarnessError("the pipeline has no projection trigger to disable")
         with psycopg.connect(ctx.dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("ALTER TABLE document_entities {} TRIGGER {}").format(

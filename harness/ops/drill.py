@@ -22,7 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ class DrillResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     resolve_s: float | None = None
-    transitions: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[Mapping[str, Any]] = field(default_factory=list)
     flows_requested: int = 0
     flows_closed_after_heal: int = 0
     verdict: str = "unknown"  # the checkers' verdict on the recorded run
@@ -271,13 +271,15 @@ def _plan(sut: Sut) -> Any:
     return MigrationPlan(sut.migrations)
 
 
-def _closed(entity: dict[str, Any]) -> bool:
+def _closed(entity: Mapping[str, Any]) -> bool:
     return any(e.get("type") in ("document.anchored", "document.failed") for e in entity.get("events") or ())
 
 
 def _now(dsn: str) -> dt.datetime:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+        assert row is not None  # SELECT of one value
+        return row[0]
 
 
 def _read(dsn: str, read: Callable[[psycopg.Connection[Any]], Any]) -> Any:
@@ -290,7 +292,9 @@ def _closed_count(dsn: str, sql: SutSql, load: Load) -> int:
     if not ids:
         return 0
     query = sql.queries("system")["count_closed"]
-    return int(_read(dsn, lambda conn: conn.execute(query, {"ids": ids}).fetchone()[0]))
+    row = _read(dsn, lambda conn: conn.execute(query, {"ids": ids}).fetchone())
+    assert row is not None  # a count
+    return int(row[0])
 
 
 def _steady(
