@@ -57,9 +57,12 @@ def test_ctrl_c_in_a_harness_process_cleans_up(tmp_path: Path) -> None:
     """)
     )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    pid, folder, _port = proc.stdout.readline().split()
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    try:
+        pid, folder, _port = proc.stdout.readline().split()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        proc.stdout.close()
     assert not psutil.pid_exists(int(pid)) and not Path(folder).exists()
 
 

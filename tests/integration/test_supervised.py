@@ -75,6 +75,8 @@ def test_a_sigkilled_harness_takes_its_workers_and_services_with_it(tmp_path: Pa
         wait_until(all_gone, 15, "the workers, the shell and the service to stop once their supervisor died")
     finally:
         parent.kill()
+        parent.wait()
+        parent.stdout.close()
         # The server went with its parent; its folder is what a SIGKILL leaves (the next start reaps it too).
         shutil.rmtree(folder, ignore_errors=True)
 
