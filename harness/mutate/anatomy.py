@@ -67,6 +67,7 @@ class Site:
     statement: Statement
     perform: bool = False  # the source says PERFORM where the parsed text says SELECT
     into: str = ""  # an INTO clause PL/pgSQL cut out of `text`, put back at the end when re-printed
+    strict: bool = False  # INTO STRICT: more than one row is an error
 
 
 @dataclass
@@ -230,7 +231,10 @@ class _Plpgsql:
             return
         statement = self._statement(kind, span[0], node.get("lineno", 0), True)
         into = textscan.blanked(self.text[span[0] : span[1]], query) if node.get("into") else ""  # type: ignore[arg-type]
-        statement.sites.append(Site(span[0], span[1], query.strip(), False, statement, into=into))  # type: ignore[union-attr]
+        site = Site(
+            span[0], span[1], query.strip(), False, statement, into=into, strict=bool(node.get("strict"))
+        )  # type: ignore[union-attr]
+        statement.sites.append(site)
 
     _call = _execsql
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pglast
+from pglast import ast
 from pglast.stream import IndentedStream, RawStream
 
 from harness.mutate import textscan
@@ -44,6 +45,7 @@ class Mutant:
     sql: str  # what the mutant migration runs
     diff: str  # unified diff of the definition, before and after
     probe: str | None  # the coverage probe whose hit means the mutated code ran (None: cannot tell)
+    equivalent: str | None = None  # judged equivalent from its text alone: the rule that says so
 
 
 @dataclass
@@ -88,6 +90,28 @@ def invalid(text: str, anatomy: Anatomy) -> str | None:
     return None
 
 
+LIMIT_KEPT_BY_INTO = (
+    "rule: PL/pgSQL's SELECT ... INTO (not STRICT) keeps the first row and drops the rest, so the dropped "
+    "LIMIT 1 is recomputed by the INTO (only the plan may change)"
+)
+
+
+def _recomputed(site: Site, original: Any, mutated: Any) -> str | None:
+    """The rule judging a mutant equivalent from its text alone, if one applies: the top-level LIMIT 1 of a
+    non-STRICT SELECT ... INTO dropped."""
+    limit = getattr(original, "limitCount", None)
+    if (
+        site.into
+        and not site.strict
+        and isinstance(original, ast.SelectStmt)
+        and isinstance(limit, ast.A_Const)
+        and getattr(limit.val, "ival", None) == 1
+        and mutated.limitCount is None
+    ):
+        return LIMIT_KEPT_BY_INTO
+    return None
+
+
 def _diff(target: str, operator: str, before: str, after: str) -> str:
     lines = difflib.unified_diff(
         before.splitlines(), after.splitlines(), f"{target} (now)", f"{target} ({operator})", n=2, lineterm=""
@@ -112,6 +136,7 @@ class _Builder:
         after: str,
         sql: str,
         probe: str | None,
+        equivalent: str | None = None,
     ) -> None:
         if (definition.target, sql) in self.seen:
             self.out.skipped["same mutant as another operator's"] += 1
@@ -128,6 +153,7 @@ class _Builder:
                 sql=sql,
                 diff=_diff(definition.target, op.name, before, after),
                 probe=probe,
+                equivalent=equivalent,
             )
         )
 
@@ -147,13 +173,19 @@ class _Builder:
         entry = probe(anatomy.statements[0]) if anatomy.statements else None
 
         def keep(
-            op: Operator, change: str, at: int, after: str, before: str = text, where: str | None = None
-        ):
+            op: Operator,
+            change: str,
+            at: int,
+            after: str,
+            before: str = text,
+            where: str | None = None,
+            equivalent: str | None = None,
+        ) -> None:
             why = invalid(after, anatomy)
             if why or after == before:
                 self.out.skipped[why or "no change"] += 1
                 return
-            self.add(definition, op, change, at, before, after, after, where)
+            self.add(definition, op, change, at, before, after, after, where, equivalent)
 
         for op in self.operators:
             if op.family == "sql":
@@ -208,7 +240,16 @@ class _Builder:
             except Exception:
                 self.out.skipped["would not print"] += 1
                 continue
-            keep(op, change, site.start, spliced(text, site, piece), before=baseline, where=where)
+            after = spliced(text, site, piece)
+            keep(
+                op,
+                change,
+                site.start,
+                after,
+                before=baseline,
+                where=where,
+                equivalent=_recomputed(site, original, root),
+            )
 
     def trigger(self, definition: Definition) -> None:
         for op in self.operators:

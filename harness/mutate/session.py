@@ -210,7 +210,9 @@ def _run_mutants(
     later: list[tuple[Mutant, set[str] | None]] = []
     for mutant in result.order:
         reach = _reach(result, mutant)
-        if reach is not None and not reach:
+        if mutant.equivalent:
+            result.outcomes.append(Outcome(mutant, EQUIVALENT, mutant.equivalent))
+        elif reach is not None and not reach:
             if result.options.run_unreached:
                 later.append((mutant, reach))
             else:

@@ -203,3 +203,13 @@ def test_probes_go_before_every_mutable_statement_and_still_parse() -> None:
     assert placed == {"f4.s0", "f4.s1"}
     assert instrumented.index("harness-mutate-probe f4.s0") < instrumented.index("IF p_kind")
     assert instrumented.index("harness-mutate-probe f4.s1") < instrumented.index("PERFORM 1")
+
+
+def test_dropping_limit_1_of_a_select_into_is_judged_equivalent_by_its_rule() -> None:
+    into = plpgsql("    SELECT j.id INTO v_id FROM jobs j ORDER BY j.id LIMIT 1;")
+    (mutant,) = mutants_of("drop-limit", into)
+    assert mutant.equivalent and "keeps the first row" in mutant.equivalent
+    strict = plpgsql("    SELECT j.id INTO STRICT v_id FROM jobs j ORDER BY j.id LIMIT 1;")
+    (not_equivalent,) = mutants_of("drop-limit", strict)  # STRICT: a second row is an error now
+    assert not_equivalent.equivalent is None and "INTO STRICT v_id" in not_equivalent.sql
+    assert all(m.equivalent is None for m in mutants_of("drop-limit", PRESENT["drop-limit"]))  # no INTO there
