@@ -104,6 +104,7 @@ def test_up_runs_until_ctrl_c_and_leaves_nothing_behind() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
+        proc.stdout.close()
     assert proc.returncode == 0
     assert not any(psutil.pid_exists(p) for p in [*worker_pids, server_pid])
     folder = Path(re.search(r"log (\S+)/fase1-executor-0.log", text).group(1))

@@ -174,7 +174,11 @@ def test_a_terminated_load_run_leaves_no_locust_worker_server_or_folder_behind()
     finally:
         if harness.poll() is None:
             harness.kill()
-    assert harness.returncode == 4 and "terminated; cleaned up" in harness.stderr.read()
+    try:
+        assert harness.returncode == 4 and "terminated; cleaned up" in harness.stderr.read()
+    finally:
+        harness.stdout.close()
+        harness.stderr.close()
     wait_until(
         lambda: not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
         15,
