@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 
 from harness.errors import BadInput
-from harness.sqlfile import named_queries
 from harness.sut.config import Sut
 from harness.sut.system import RunningSystem
 
@@ -199,7 +198,9 @@ def add_up_arguments(up: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--alert-profile",
         default="fast",
-        help="alert profile for this disposable system: fast (default, alerts in seconds) or production",
+        choices=("fast", "production"),
+        help="fast (default): apply the SUT file's alerts.profile, so alerts fire in seconds; production: leave "
+        "the pipeline's own thresholds",
     )
     up.add_argument("--dashboard-port", type=int, default=8780, help="dashboard port on 127.0.0.1 (0 = free)")
 
@@ -209,14 +210,20 @@ def up_extras(system: RunningSystem, sut: Sut, args: argparse.Namespace) -> Iter
     """Apply the alert profile, start the monitor (with /metrics) and the dashboard; lines to print."""
     lines: list[str] = []
     server = None
-    try:
-        with psycopg.connect(system.dsn, autocommit=True) as conn:
-            conn.execute(named_queries("drill")["apply_alert_profile"], {"profile": args.alert_profile})
-        lines.append(
-            f"alerts    profile {args.alert_profile} (SELECT apply_alert_profile('production') to change)"
-        )
-    except psycopg.Error as exc:
-        lines.append(f"alerts    no alert profile applied: {str(exc).strip().splitlines()[0]}")
+    statement = sut.alerts.profile
+    if args.alert_profile == "production":
+        lines.append("alerts    the pipeline's own thresholds (production profile)")
+    elif statement is None:
+        lines.append("alerts    the pipeline's own thresholds (its SUT file gives no alerts.profile)")
+    else:
+        try:
+            with psycopg.connect(system.dsn, autocommit=True) as conn:
+                conn.execute(statement)
+            lines.append(f"alerts    fast profile: {statement}")
+        except psycopg.Error as exc:
+            lines.append(
+                f"alerts    alerts.profile failed, thresholds unchanged: {str(exc).strip().splitlines()[0]}"
+            )
     if "monitor" in sut.workers and not system.workers("monitor"):
         managed = system.supervisor.start(
             "monitor-0",

@@ -37,7 +37,7 @@ def test_harness_up_dashboard_shows_the_trigger_alert_fire_and_resolve() -> None
         dsn = re.search(r"^DSN\s+(.+)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
         url = re.search(r"^dashboard (http://127\.0\.0\.1:\d+/)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
         assert re.search(r"^metrics\s+http://127\.0\.0\.1:\d+/metrics$", text, re.MULTILINE)
-        assert "alerts    profile fast" in text
+        assert "alerts    fast profile: " in text
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("ALTER TABLE document_entities DISABLE TRIGGER on_document_entity_events_change")
             wait_until(

@@ -42,8 +42,16 @@ JOB_TYPES = {
 # conventions its SUT file declares (pipeline/sut.toml).
 REFERENCE = SutInfo(
     name="reference",
-    capabilities=("compat-warnings", "materialized-via", "alerts", *(f"alert:{a}" for a in ALERTS)),
+    capabilities=(
+        "compat-warnings",
+        "materialized-via",
+        "alerts",
+        *(f"alert:{a}" for a in ALERTS),
+        "kpi",
+        "side-effects",
+    ),
     conventions={
+        "side_effects": {"tsa": "tsa", "ledger": "anchor"},  # service -> the job type that calls it
         "strict_reject_sqlstate": "PJ003",
         "compat_marker": "_compat",
         "via_gateway": ["trigger", "direct_call", "replay"],
@@ -79,6 +87,11 @@ class World:
         self.alert_history: list[dict[str, Any]] = []
         self.settings: dict[str, str] = {"gateway_mode": "compat"}
         self.trigger_on = True
+        # What the services issued (service -> one item per side effect), as their read-back reports it.
+        self.issued: dict[str, list[dict[str, Any]]] = {"tsa": [], "ledger": []}
+        # The pipeline's own event_to_job_gap rows; None: computed at record() as a correct KPI would.
+        self.kpi: list[dict[str, Any]] | None = None
+        self.read_at = T0 + 60.0  # the database clock of the final read
         self.sut = REFERENCE  # what the run knew of the pipeline (tests of not-applicable replace it)
         self._n = 0
 
@@ -156,6 +169,20 @@ class World:
         self.jobs.append(job)
         return job
 
+    def correct_kpi(self) -> list[dict[str, Any]]:
+        """What a correct event_to_job_gap lists: every job.<type>.required event, pending when it has no job."""
+        sources = {(j["entity_id"], j["source_event_id"]) for j in self.jobs}
+        return [
+            {
+                "entity_id": entity,
+                "event_id": event["id"],
+                "status": "materialized" if (entity, event["id"]) in sources else "pending",
+            }
+            for entity, events in self.entities.items()
+            for event in events
+            if event["type"].startswith("job.") and event["type"].endswith(".required")
+        ]
+
     def job_for(self, event: Mapping[str, Any]) -> dict[str, Any]:
         return next(j for j in self.jobs if j["source_event_id"] == event["id"])
 
@@ -184,6 +211,9 @@ class World:
 
     def execute(self, job: dict[str, Any], s: float) -> dict[str, Any]:
         """complete_job: the canonical result event, then the run and the job succeed."""
+        service = {"tsa": "tsa", "anchor": "ledger"}.get(job["job_type"])
+        if service:  # one side effect per job, under the job's own idempotency key
+            self.issued[service].append({"job_id": str(job["id"]), "key": f"job-{job['id']}"})
         result = self.append(
             job["entity_id"],
             f"job.{job['job_type']}.completed",
@@ -331,6 +361,9 @@ class World:
             alert_history=tuple(dict(a) for a in self.alert_history),
             job_types=dict(JOB_TYPES),
             settings=dict(self.settings),
+            read_at=self.read_at,
+            kpi=tuple(dict(r) for r in (self.kpi if self.kpi is not None else self.correct_kpi())),
+            side_effects={service: tuple(dict(i) for i in items) for service, items in self.issued.items()},
         )
         return RunRecord(
             scenario,
