@@ -138,7 +138,8 @@ def drain(
     timeout).
 
     It gives up early when nothing has moved for `stall_s` (no job changed status, no run started or ended)
-    while work is left and nothing is scheduled for later (a retry's backoff): a broken pipeline then gets its
+    while work is left and nothing is scheduled for later (a retry's backoff, a lease not yet expired): a
+    broken pipeline then gets its
     verdict (the stuck jobs are named by no_stuck_job) in seconds instead of waiting out the whole timeout."""
     started = time.monotonic()
     quiet = 0

@@ -98,13 +98,19 @@ class KillWorker(Fault):
 
     def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:
         """The kill left work behind: some job held when it struck ran again later, taken back from the dead
-        worker's lease. None ran again: the victims had finished their work before the signal landed."""
+        worker's lease, or its run from before the kill is still open (left with the dead worker; the
+        liveness checks judge whether that is stuck). Neither: the victims had finished their work before
+        the signal landed."""
         held = ctx.state.get("held")
         if not held:
             return None
-        again = int(ctx.sql("ran_again", {"ids": held, "at": ctx.state["struck_at"]})[0][0])
-        if again:
-            return True, f"{again} of the {len(held)} job(s) held at the kill ran again after it"
+        args = {"ids": held, "at": ctx.state["struck_at"]}
+        again = int(ctx.sql("ran_again", args)[0][0])
+        left = int(ctx.sql("left_behind", args)[0][0])
+        if again or left:
+            parts = [f"{again} ran again after it"] if again else []
+            parts += [f"{left} still in the dead worker's run at the final read"] if left else []
+            return True, f"of the {len(held)} job(s) held at the kill: {'; '.join(parts)}"
         return False, (
             f"none of the {len(held)} job(s) held when it struck ran again: the killed worker(s) had finished "
             "them before the signal landed, so nothing was left to recover"

@@ -67,6 +67,12 @@ SELECT clock_timestamp()
 -- dead worker's lease).
 SELECT count(DISTINCT r.job_id) FROM {runs} AS r WHERE r.job_id = ANY(%(ids)s) AND r.started_at > %(at)s
 
+-- name: left_behind
+-- Of the jobs held when a worker was killed, those whose run from before the kill never ended: the dead
+-- worker's work, which nobody ended or took back by the final read.
+SELECT count(DISTINCT r.job_id) FROM {runs} AS r
+ WHERE r.job_id = ANY(%(ids)s) AND r.started_at <= %(at)s AND r.finished_at IS NULL
+
 -- name: held_through
 -- Of the jobs held when a worker was paused, those whose run from before the pause was still open when it
 -- was resumed, or that were taken back from its lease meanwhile (a run started during the pause).

@@ -72,11 +72,13 @@ SELECT entity_id::text AS entity_id, event_id::text AS event_id, status::text AS
 
 -- name: progress
 -- What moves while a pipeline works: jobs by status, runs started and ended. Unchanged for a while with work
--- left and nothing scheduled for later (a retry's backoff) means nothing will move any more.
+-- left and nothing scheduled for later means nothing will move any more. Scheduled: a retry's backoff, and a
+-- running job whose lease has not expired yet (a killed worker's job moves again only once its lease ends).
 SELECT (SELECT count(*) FILTER (WHERE status IN ('queued', 'running', 'retrying')) FROM {jobs} AS j) AS unfinished,
        (SELECT count(*) FROM {jobs} AS j) AS jobs,
        (SELECT count(*) FILTER (WHERE status IN ('succeeded', 'dead')) FROM {jobs} AS j) AS final,
        (SELECT count(*) FROM {runs} AS r) AS runs,
        (SELECT count(*) FILTER (WHERE finished_at IS NOT NULL) FROM {runs} AS r) AS runs_ended,
-       (SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying') AND run_at > clock_timestamp())
+       (SELECT count(*) FILTER (WHERE (status IN ('queued', 'retrying') AND run_at > clock_timestamp())
+                                   OR (status = 'running' AND lease_expires_at > clock_timestamp()))
           FROM {jobs} AS j) AS scheduled_later
