@@ -384,7 +384,11 @@ def test_a_connection_made_while_reset_peer_is_set_ends_with_a_reset(
     client sees a TCP reset, the way a crashed peer or a middlebox looks."""
     proxy = make_proxy(close_at_once_upstream)
     add_toxic(api, proxy, type="reset_peer", stream="upstream", attributes={"timeout": 0})
-    with connect(proxy) as sock:
+    try:
+        sock = connect(proxy)
+    except ConnectionResetError:  # on a busy machine the reset can land before connect() returns: the same
+        return
+    with sock:
         assert ending(sock) == (b"", "reset")
 
 
