@@ -50,4 +50,7 @@ def test_harness_up_dashboard_shows_the_trigger_alert_fire_and_resolve() -> None
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
+        reader.join(timeout=10)  # it stops at the end of the output
+        if not reader.is_alive():
+            proc.stdout.close()
     assert code == 0, "".join(lines)
