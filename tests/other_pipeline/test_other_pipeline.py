@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import pytest
 from harness.provision import EmbeddedPostgres
 from harness.provision.migrations import MigrationPlan
 from harness.scenario import SCENARIO_DIR
+from harness.wait import wait_until
 from tests.quality.planting import PLANTED_MIGRATION, plant, planted_migrations
 
 HERE = Path(__file__).resolve().parent
@@ -285,6 +285,8 @@ def fake_service(name: str, journal: Path, port: int = 0) -> Iterator[str]:
     finally:
         process.kill()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
@@ -339,10 +341,7 @@ def test_a_worker_stops_cleanly_on_sigterm_and_when_the_harness_is_gone(tmp_path
             env={**os.environ, "HARNESS_SUPERVISOR_PID": str(supervisor.pid)},
         )
     try:
-        deadline = time.monotonic() + 20
-        while "database unreachable" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "database unreachable" in log.read_text(), log.read_text()
+        wait_until(lambda: "database unreachable" in log.read_text(), 20, "the worker in its reconnect loop")
         if how == "sigterm":
             worker.send_signal(signal.SIGTERM)
         else:
