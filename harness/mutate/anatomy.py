@@ -150,12 +150,14 @@ def _body_span(text: str, options: dict[str, Any]) -> tuple[int, int]:
 
 
 def _read_sql_body(anatomy: Anatomy) -> None:
-    start, end = anatomy.body  # type: ignore[misc]
+    assert anatomy.body is not None
+    start, end = anatomy.body
     body = anatomy.text[start:end]
     raws = pglast.parse_sql(body)
     for raw in raws:
-        first = textscan.char_offset(body, raw.stmt_location)
-        last = textscan.char_offset(body, raw.stmt_location + raw.stmt_len) if raw.stmt_len else len(body)
+        location, length = raw.stmt_location or 0, raw.stmt_len or 0
+        first = textscan.char_offset(body, location)
+        last = textscan.char_offset(body, location + length) if length else len(body)
         chunk = body[first:last]
         lead = len(chunk) - len(chunk.lstrip())
         s, e = start + first + lead, start + first + len(chunk.rstrip())
@@ -171,7 +173,8 @@ class _Plpgsql:
     def __init__(self, anatomy: Anatomy) -> None:
         self.a = anatomy
         self.text = anatomy.text
-        self.body_start, self.body_end = anatomy.body  # type: ignore[misc]
+        assert anatomy.body is not None
+        self.body_start, self.body_end = anatomy.body
         self.lines = textscan.line_starts(self.text[self.body_start : self.body_end])
         self.cursor = self.body_start
 
@@ -190,6 +193,12 @@ class _Plpgsql:
         if span:
             self.cursor = span[1]
         return span
+
+    def found(self, node: dict[str, Any], name: str, at: int) -> tuple[str, int, int] | None:
+        """The query or expression `node[name]`, and where it sits at or after `at`."""
+        query = self._sql(node, name)
+        span = self.find(query, at) if query else None
+        return (query.strip(), *span) if query and span else None
 
     def visit_list(self, stmts: list[dict[str, Any]] | None) -> None:
         for item in stmts or ():
@@ -225,16 +234,14 @@ class _Plpgsql:
         return expr["PLpgSQL_expr"]["query"] if expr else None
 
     def _execsql(self, kind: str, node: dict[str, Any], at: int) -> None:
-        query = self._sql(node, "sqlstmt")
-        span = query and self.find(query, at)
-        if not span:
+        located = self.found(node, "sqlstmt", at)
+        if located is None:
             return
-        statement = self._statement(kind, span[0], node.get("lineno", 0), True)
-        into = textscan.blanked(self.text[span[0] : span[1]], query) if node.get("into") else ""  # type: ignore[arg-type]
-        site = Site(
-            span[0], span[1], query.strip(), False, statement, into=into, strict=bool(node.get("strict"))
-        )  # type: ignore[union-attr]
-        statement.sites.append(site)
+        query, start, end = located
+        statement = self._statement(kind, start, node.get("lineno", 0), True)
+        into = textscan.blanked(self.text[start:end], query) if node.get("into") else ""
+        strict = bool(node.get("strict"))
+        statement.sites.append(Site(start, end, query, False, statement, into=into, strict=strict))
 
     _call = _execsql
 
@@ -266,15 +273,15 @@ class _Plpgsql:
     ) -> Statement | None:
         statement: Statement | None = None
         for name in names:
-            query = self._sql(node, name)
-            span = query and self.find(query, self.cursor if statement else at)
-            if not span:
+            located = self.found(node, name, self.cursor if statement else at)
+            if located is None:
                 continue
+            query, first, last = located
             if statement is None:
-                start = self._start_before(kind, span[0], at)
+                start = self._start_before(kind, first, at)
                 statement = self._statement(kind, start, node.get("lineno", 0), kind in SIMPLE)
             sql = kind in ("return_query",) and name == "query"
-            statement.sites.append(Site(span[0], span[1], query.strip(), not sql, statement))  # type: ignore[union-attr]
+            statement.sites.append(Site(first, last, query, not sql, statement))
         return statement
 
     def _return_query(self, kind: str, node: dict[str, Any], at: int) -> None:
@@ -311,10 +318,10 @@ class _Plpgsql:
         self.visit_list(node.get("then_body"))
         for branch in node.get("elsif_list", ()):
             branch = branch["PLpgSQL_if_elsif"]
-            query = self._sql(branch, "cond")
-            span = query and self.find(query, self.line(branch.get("lineno")))
-            if span and statement is not None:
-                statement.sites.append(Site(span[0], span[1], query.strip(), True, statement))  # type: ignore[union-attr]
+            located = self.found(branch, "cond", self.line(branch.get("lineno")))
+            if located is not None and statement is not None:
+                query, first, last = located
+                statement.sites.append(Site(first, last, query, True, statement))
             self.visit_list(branch.get("stmts"))
         self.visit_list(node.get("else_body"))
 
@@ -323,12 +330,12 @@ class _Plpgsql:
         self.visit_list(node.get("body"))
 
     def _fors(self, kind: str, node: dict[str, Any], at: int) -> None:
-        query = self._sql(node, "query")
-        span = query and self.find(query, at)
-        if span:
-            start = self._start_before(kind, span[0], at)
+        located = self.found(node, "query", at)
+        if located is not None:
+            query, first, last = located
+            start = self._start_before(kind, first, at)
             statement = self._statement(kind, start, node.get("lineno", 0), False)
-            statement.sites.append(Site(span[0], span[1], query.strip(), False, statement))  # type: ignore[union-attr]
+            statement.sites.append(Site(first, last, query, False, statement))
         self.visit_list(node.get("body"))
 
     def _case(self, kind: str, node: dict[str, Any], at: int) -> None:

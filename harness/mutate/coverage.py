@@ -21,7 +21,7 @@ from harness.mutate.anatomy import Anatomy
 from harness.mutate.copies import sut_copy
 from harness.mutate.probes import hits, probe_migration
 from harness.mutate.source import Definition
-from harness.provision import Provider
+from harness.provision import EmbeddedPostgres, Provider
 from harness.records import Scenario
 from harness.runner import Progress, run_scenario
 from harness.sut.config import Sut
@@ -68,7 +68,8 @@ def run_coverage(
     sql, placed = probe_migration(definitions, anatomies)
     probed_sut, _ = sut_copy(sut, folder, "mutate_probes", sql)
     coverage = Coverage(placed=placed)
-    log: Path = provider.log_path  # type: ignore[attr-defined]
+    assert isinstance(provider, EmbeddedPostgres), "the coverage run reads an embedded server's log"
+    log = provider.log_path
     _, offset = hits(log, 0)
     for number, scenario in enumerate(scenarios, 1):
         if deadline is not None and time.monotonic() >= deadline:

@@ -27,7 +27,7 @@ from pglast.stream import IndentedStream, RawStream
 
 from harness.mutate import textscan
 from harness.mutate.anatomy import Anatomy, Site, analyse, create_function, identity, parses
-from harness.mutate.operators import Operator
+from harness.mutate.operators import Edit, Operator
 from harness.mutate.source import Definition
 
 _ENABLE = {"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}
@@ -56,14 +56,19 @@ class Generated:
     anatomies: dict[int, Anatomy] = field(default_factory=dict)  # definition index -> anatomy
 
 
-def parse_site(site: Site) -> Any:
-    """A fresh parse tree of a site: the statement, or for an expression the ResTarget holding it."""
-    if site.expr:
-        return pglast.parse_sql("SELECT " + site.text)[0].stmt.targetList[0]
-    stmts = pglast.parse_sql(site.text)
+def _statement(text: str) -> Any:
+    """The parse tree of the one statement `text` holds (ValueError otherwise)."""
+    stmts = pglast.parse_sql(text)
     if len(stmts) != 1:
         raise ValueError("not one statement")
     return stmts[0].stmt
+
+
+def parse_site(site: Site) -> Any:
+    """A fresh parse tree of a site: the statement, or for an expression the ResTarget holding it."""
+    if site.expr:
+        return _statement("SELECT " + site.text).targetList[0]
+    return _statement(site.text)
 
 
 def print_site(site: Site, root: Any) -> str:
@@ -110,6 +115,10 @@ def _recomputed(site: Site, original: Any, mutated: Any) -> str | None:
     ):
         return LIMIT_KEPT_BY_INTO
     return None
+
+
+def _edits(op: Operator, root: Any) -> list[Edit]:
+    return op.edits(root) if op.edits is not None else []
 
 
 def _diff(target: str, operator: str, before: str, after: str) -> str:
@@ -205,12 +214,12 @@ class _Builder:
                                 after,
                                 where=probe(st),
                             )
-            elif op.family == "statement":
+            elif op.family == "statement" and op.drops is not None:
                 for st in anatomy.statements:
-                    if op.drops(st, text):  # type: ignore[misc]
-                        shown = " ".join(text[st.start : st.end].split())  # type: ignore[misc]
+                    if st.end is not None and op.drops(st, text):
+                        shown = " ".join(text[st.start : st.end].split())
                         shown = shown if len(shown) <= 70 else shown[:67] + "..."
-                        after = textscan.drop_span(text, st.start, st.end)  # type: ignore[arg-type]
+                        after = textscan.drop_span(text, st.start, st.end)
                         keep(op, f"drop `{shown}`", st.start, after, where=probe(st))
             elif op.family == "header" and anatomy.security_definer:
                 start, end = anatomy.security_definer
@@ -223,14 +232,14 @@ class _Builder:
             if parse_site(Site(0, 0, baseline_piece, site.expr, site.statement)) != original:
                 self.out.skipped["printer not faithful to the site"] += 1
                 return
-            count = len(op.edits(original))  # type: ignore[misc]
+            count = len(_edits(op, original))
         except Exception:
             self.out.skipped["site not parseable alone"] += 1
             return
         baseline = spliced(text, site, baseline_piece)
         for k in range(count):
             root = parse_site(site)
-            change, apply = op.edits(root)[k]  # type: ignore[misc]
+            change, apply = _edits(op, root)[k]
             apply()
             if root == original:
                 self.out.skipped["no change"] += 1
@@ -255,13 +264,13 @@ class _Builder:
         for op in self.operators:
             if op.family != "trigger":
                 continue
-            original = pglast.parse_sql(definition.text)[0].stmt
+            original = _statement(definition.text)
             original.replace = True
             before = IndentedStream()(original)
-            for k in range(len(op.edits(original))):  # type: ignore[misc]
-                root = pglast.parse_sql(definition.text)[0].stmt
+            for k in range(len(_edits(op, original))):
+                root = _statement(definition.text)
                 root.replace = True
-                change, apply = op.edits(root)[k]  # type: ignore[misc]
+                change, apply = _edits(op, root)[k]
                 apply()
                 after = IndentedStream()(root)
                 sql = after + ";"

@@ -39,7 +39,7 @@ _NEGATED = {"=": "<>", "<>": "=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<
 _TRIGGER_EVENTS = {4: "INSERT", 8: "DELETE", 16: "UPDATE", 32: "TRUNCATE"}
 
 
-def walk(node: Any) -> Iterator[ast.Node]:
+def walk(node: Any) -> Iterator[Any]:
     """Every AST node under `node` (itself first), depth first in source order."""
     if isinstance(node, tuple | list):
         for item in node:
@@ -48,7 +48,7 @@ def walk(node: Any) -> Iterator[ast.Node]:
     if not isinstance(node, ast.Node):
         return
     yield node
-    for name in type(node).__slots__:
+    for name in getattr(type(node), "__slots__", ()):
         value = getattr(node, name, None)
         if isinstance(value, ast.Node | tuple | list):
             yield from walk(value)
@@ -70,7 +70,7 @@ class Operator:
     what: str
     needs: str
     edits: Callable[[Any], list[Edit]] | None = None  # sql and trigger operators: (root) -> edits
-    drops: Callable[[Any], bool] | None = None  # statement operators: does it drop this Statement?
+    drops: Callable[[Any, str], bool] | None = None  # statement operators: (Statement, text) -> drop it?
 
 
 def _without(items: tuple[Any, ...], index: int) -> tuple[Any, ...] | None:
@@ -116,8 +116,9 @@ def _conjuncts(holder: Any, attribute: str) -> list[Edit]:
     if not (isinstance(clause, ast.BoolExpr) and clause.boolop == enums.BoolExprType.AND_EXPR):
         return []
     edits = []
-    for i, arg in enumerate(clause.args):
-        rest = _without(clause.args, i) or ()
+    args = tuple(clause.args or ())
+    for i, arg in enumerate(args):
+        rest = _without(args, i) or ()
         value = rest[0] if len(rest) == 1 else ast.BoolExpr(boolop=clause.boolop, args=rest)
         edits.append((f"drop `{shown(arg)}` from AND", _setter(holder, attribute, value)))
     return edits
@@ -155,12 +156,12 @@ def _negate(node: Any) -> Edit | None:
             )
             return f"`{shown(node)}`: IS [NOT] DISTINCT FROM negated", _setter(node, "kind", other)
     if isinstance(node, ast.NullTest):
-        other = (
+        test = (
             enums.NullTestType.IS_NOT_NULL
             if node.nulltesttype == enums.NullTestType.IS_NULL
             else enums.NullTestType.IS_NULL
         )
-        return f"`{shown(node)}`: IS [NOT] NULL negated", _setter(node, "nulltesttype", other)
+        return f"`{shown(node)}`: IS [NOT] NULL negated", _setter(node, "nulltesttype", test)
     return None
 
 
@@ -200,29 +201,33 @@ def _drop_limit(root: Any) -> list[Edit]:
 def _drop_set_column(root: Any) -> list[Edit]:
     edits = []
     for node in walk(root):
-        if isinstance(node, ast.UpdateStmt | ast.OnConflictClause) and len(node.targetList or ()) > 1:
-            for i, target in enumerate(node.targetList):
+        targets = tuple(getattr(node, "targetList", None) or ())
+        if isinstance(node, ast.UpdateStmt | ast.OnConflictClause) and len(targets) > 1:
+            for i, target in enumerate(targets):
                 label = f"drop `SET {target.name} = {shown(target.val, 50)}`"
-                edits.append((label, _setter(node, "targetList", _without(node.targetList, i))))
+                edits.append((label, _setter(node, "targetList", _without(targets, i))))
     return edits
+
+
+def _without_event(root: Any, bit: int) -> Callable[[], None]:
+    def change() -> None:
+        root.events = (root.events or 0) & ~bit
+        if bit == 16:
+            root.columns = None  # UPDATE OF col goes with UPDATE
+
+    return change
 
 
 def _trigger_drop_event(root: Any) -> list[Edit]:
     if not isinstance(root, ast.CreateTrigStmt):
         return []
-    present = [bit for bit in _TRIGGER_EVENTS if root.events & bit]
+    present = [bit for bit in _TRIGGER_EVENTS if (root.events or 0) & bit]
     if len(present) < 2:
         return []
-    edits = []
-    for bit in present:
-
-        def change(bit: int = bit) -> None:
-            root.events = root.events & ~bit
-            if bit == 16:
-                root.columns = None  # UPDATE OF col goes with UPDATE
-
-        edits.append((f"the trigger no longer fires on {_TRIGGER_EVENTS[bit]}", change))
-    return edits
+    return [
+        (f"the trigger no longer fires on {_TRIGGER_EVENTS[bit]}", _without_event(root, bit))
+        for bit in present
+    ]
 
 
 def _trigger_drop_when(root: Any) -> list[Edit]:
@@ -231,8 +236,20 @@ def _trigger_drop_when(root: Any) -> list[Edit]:
     return []
 
 
-def _calls_notify(statement: Any, text: str) -> bool:
-    return statement.calls("pg_notify", text)
+def _drops_notify(statement: Any, text: str) -> bool:
+    return statement.end is not None and bool(statement.calls("pg_notify", text))
+
+
+def _drops_perform(statement: Any, text: str) -> bool:
+    return statement.end is not None and statement.kind == "perform"
+
+
+def _drops_raise(statement: Any, text: str) -> bool:
+    return statement.end is not None and bool(statement.exception)
+
+
+def _drops_any(statement: Any, text: str) -> bool:
+    return statement.end is not None and statement.kind != "raise"
 
 
 OPERATORS: dict[str, Operator] = {
@@ -307,14 +324,14 @@ OPERATORS: dict[str, Operator] = {
             "statement",
             "drop a statement calling pg_notify",
             "wake-up latency with polling slowed down: a gap or throughput bound at a long poll interval",
-            drops=lambda s, text: s.end is not None and _calls_notify(s, text),
+            drops=_drops_notify,
         ),
         Operator(
             "drop-perform",
             "statement",
             "drop a PERFORM statement",
             "a check on the called function's effect",
-            drops=lambda s, text: s.end is not None and s.kind == "perform",
+            drops=_drops_perform,
         ),
         Operator(
             "drop-raise",
@@ -322,14 +339,14 @@ OPERATORS: dict[str, Operator] = {
             "drop a RAISE EXCEPTION (a guard)",
             "input the guard must reject (bad arguments, a legacy insert in strict mode) and a check that "
             "it is rejected",
-            drops=lambda s, text: s.end is not None and s.exception,
+            drops=_drops_raise,
         ),
         Operator(
             "drop-statement",
             "statement",
             "drop one statement of a function body",
             "a check on that statement's effect (what it writes or decides)",
-            drops=lambda s, text: s.end is not None and s.kind != "raise",
+            drops=_drops_any,
         ),
         Operator(
             "negate-condition",

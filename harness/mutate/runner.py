@@ -65,7 +65,7 @@ class Outcome:
     ran: bool = field(default=False)  # whether the suite ran at all (false: judged before or left out)
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: object) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
 
@@ -99,7 +99,7 @@ class MutantRunner:
             if sut.alerts.profile:  # the first statement a scenario with a timing profile runs
                 try:
                     with psycopg.connect(dsn, autocommit=True) as conn:
-                        conn.execute(sut.alerts.profile)  # type: ignore[arg-type]
+                        conn.execute(sut.alerts.profile)
                 except psycopg.Error as exc:
                     return f"the SUT file's alert profile statement fails: {_first_line(exc)}"
             if self.entry_probe and sut.entry.request:
@@ -203,7 +203,7 @@ def _classify(outcome: Outcome, code: int, report_json: Path, log: Path) -> None
     )
     if code == 1:
         outcome.status = KILLED
-        caught = next((s for s in scenarios if s.get("verdict") == "invalid"), {})
+        caught: dict[str, Any] = next((s for s in scenarios if s.get("verdict") == "invalid"), {})
         outcome.scenario = caught.get("name")
         outcome.checks = tuple(caught.get("failed", ()))
         for check in caught.get("checks", ()):
