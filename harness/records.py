@@ -83,6 +83,15 @@ class Scenario:
 
 # -- the recorded run ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Refusal:
+    """A write of a fault that the pipeline answered with an error: which entity, the SQLSTATE, the message."""
+
+    entity_id: str
+    sqlstate: str
+    error: str
+
+
+@dataclass(frozen=True)
 class FaultEffects:
     """What a fault did that a checker must account for, as typed fields the fault fills in itself (never
     evidence text or history values parsed back): the pipeline settings it held while it was on, and the
@@ -90,6 +99,15 @@ class FaultEffects:
 
     settings: Mapping[str, str] = field(default_factory=dict)  # e.g. {"gateway_mode": "strict"}
     legacy_inserts: int = 0  # direct inserts into the queue that a compat guard must redirect and warn of
+    refused_duplicates: tuple[Refusal, ...] = ()  # duplicates of events the pipeline answered with an error
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> FaultEffects:
+        return FaultEffects(
+            settings=dict(data.get("settings") or {}),
+            legacy_inserts=int(data.get("legacy_inserts") or 0),
+            refused_duplicates=tuple(Refusal(**r) for r in data.get("refused_duplicates") or ()),
+        )
 
 
 @dataclass(frozen=True)

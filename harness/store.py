@@ -88,7 +88,7 @@ def load_record(folder: Path) -> RunRecord:
         scenario=scenario_from_dict(meta["scenario"]),
         ops=ops,
         faults=tuple(
-            FaultWindow(**{**w, "effects": FaultEffects(**w.get("effects", {}))})
+            FaultWindow(**{**w, "effects": FaultEffects.from_dict(w.get("effects", {}))})
             for w in _read(folder, "faults.json")
         ),
         samples=tuple(

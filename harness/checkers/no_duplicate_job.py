@@ -5,6 +5,11 @@ Two jobs for the same source event mean the gateway's dedupe key failed (a gatew
 `job.<type>.required` event, mean the decision worker started a second flow for the same intent (a
 duplicated request was not recognised). Required events that carry a payload `_compat` marker are the
 guard's redirection of a legacy direct insert: counted apart, never a second flow.
+
+A duplicate is to be absorbed, not fought: a duplicate event that the pipeline answered with an integrity
+error (SQLSTATE class 23, e.g. a unique violation on the queue's dedupe key because the gateway lost its
+`ON CONFLICT`) is `duplicate-conflict`: a redelivered event would fail its writer forever. A deliberate
+refusal (the pipeline's own RAISE, any other class) is the pipeline's choice and only counted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,21 @@ def check(record: RunRecord) -> CheckResult:
                 f"{jobs[0].get('dedupe_key')} did not hold",
                 (entity_id,),
                 tuple(job_row(j) for j in jobs),
+            )
+        )
+
+    refusals = [r for w in record.faults for r in w.effects.refused_duplicates]
+    for refusal in refusals:
+        if not refusal.sqlstate.startswith("23"):
+            continue
+        anomalies.append(
+            Anomaly(
+                "duplicate-conflict",
+                f"a duplicate written to entity {short(refusal.entity_id)} was answered with integrity error "
+                f"{refusal.sqlstate} ({refusal.error}): the dedupe did not absorb it, so a writer that "
+                "redelivers an event fails instead of being deduplicated",
+                (refusal.entity_id,),
+                ({"entity_id": refusal.entity_id, "sqlstate": refusal.sqlstate, "error": refusal.error},),
             )
         )
 
@@ -91,6 +111,8 @@ def check(record: RunRecord) -> CheckResult:
             "duplicated": sum(1 for a in anomalies if a.kind == "duplicated"),
             "duplicated_flows": sum(1 for a in anomalies if a.kind == "duplicated-flow"),
             "compat_jobs": compat,
+            "refused_duplicates": len(refusals),
+            "duplicate_conflicts": sum(1 for a in anomalies if a.kind == "duplicate-conflict"),
         },
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from harness.faults.base import Fault, FaultContext, Param, param, register
-from harness.records import FaultEffects
+from harness.records import FaultEffects, Refusal
 
 
 @register
@@ -26,17 +26,40 @@ class DuplicateEvents(Fault):
     def start(self, ctx: FaultContext) -> dict[str, Any]:
         kind, count = param(ctx, "kind", DuplicateEvents), param(ctx, "count", DuplicateEvents)
         entities = [str(r[0]) for r in ctx.sql("sample_entities", {"count": count})]
+        refused: list[Refusal] = []
+        ctx.state["refused"] = refused
         with psycopg.connect(ctx.dsn, autocommit=True) as conn:
             for entity in entities:
-                if kind == "same_id":
-                    conn.execute(ctx.sut_sql.authority_write("reappend_same_event"), {"entity_id": entity})
-                else:
-                    ctx.sut_sql.request(conn, entity, "the same document, asked again", "nemesis")
+                try:
+                    if kind == "same_id":
+                        conn.execute(
+                            ctx.sut_sql.authority_write("reappend_same_event"), {"entity_id": entity}
+                        )
+                    else:
+                        ctx.sut_sql.request(conn, entity, "the same document, asked again", "nemesis")
+                except psycopg.OperationalError:
+                    raise  # the database out of reach: the fault could not be injected (unknown), not a refusal
+                except (
+                    psycopg.Error
+                ) as exc:  # the pipeline answered the duplicate with an error: no_duplicate_job judges it
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    refused.append(Refusal(entity, exc.sqlstate or type(exc).__name__, first))
         ctx.state["done"] = len(entities)
-        return {"kind": kind, "duplicated": len(entities), "entities": entities}
+        return {
+            "kind": kind,
+            "duplicated": len(entities) - len(refused),
+            "refused": [f"{r.entity_id}: {r.sqlstate}" for r in refused],
+            "entities": entities,
+        }
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
-        return ctx.state.get("done", 0) > 0, f"{ctx.state.get('done', 0)} duplicate(s) appended"
+        done, refused = ctx.state.get("done", 0), len(ctx.state.get("refused", ()))
+        note = f"; {refused} answered with an error" if refused else ""
+        return done > 0, f"{done} duplicate(s) written to the pipeline{note}"
+
+    def effects(self, ctx: FaultContext) -> FaultEffects:
+        """The duplicates the pipeline refused with an error, for no_duplicate_job to judge."""
+        return FaultEffects(refused_duplicates=tuple(ctx.state.get("refused", ())))
 
 
 @register

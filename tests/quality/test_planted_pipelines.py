@@ -58,6 +58,14 @@ PLANTED = {
         "duplicate-events",
         {"no_duplicate_job"},
     ),
+    "gateway-conflicts-on-duplicates": Bug(
+        "materialize_job",
+        "        ON CONFLICT ON CONSTRAINT executor_jobs_dedupe_key_key DO NOTHING\n",
+        "        -- the planted bug: no ON CONFLICT, so a duplicate hits the dedupe key's unique constraint\n",
+        "duplicate-events",
+        {"no_duplicate_job"},
+        {"duplicate-conflict"},
+    ),
     "trigger-skips-events": Bug(
         "on_document_entity_events_change",
         "IF v_job_type IS NOT NULL THEN",

@@ -7,7 +7,7 @@ invalid with the right anomaly naming the right entity; the same run without the
 from __future__ import annotations
 
 from harness.checkers import no_duplicate_job, no_lost_job, one_result_per_job
-from harness.records import Verdict
+from harness.records import FaultEffects, Refusal, Verdict
 from tests.quality.records import healthy
 
 
@@ -144,3 +144,28 @@ def test_results_for_unfinished_or_unknown_jobs_are_unexpected() -> None:
     world.append(entity, "job.tsa.completed", 9.0, {"job_id": 999})
     [anomaly] = one_result_per_job.check(world.record()).anomalies
     assert anomaly.kind == "unexpected-result" and "job 999, which does not exist" in anomaly.explanation
+
+
+def test_a_duplicate_the_pipeline_fought_with_an_integrity_error_is_a_conflict() -> None:
+    world = healthy()
+    entity = next(iter(world.entities))
+    unique = Refusal(
+        entity, "23505", 'duplicate key value violates unique constraint "executor_jobs_dedupe_key_key"'
+    )
+    world.fault("duplicate-events", 2.0, 2.0, effects=FaultEffects(refused_duplicates=(unique,)))
+    result = no_duplicate_job.check(world.record())
+    assert result.verdict is Verdict.INVALID
+    [anomaly] = result.anomalies
+    assert (
+        anomaly.kind == "duplicate-conflict"
+        and anomaly.entities == (entity,)
+        and "23505" in anomaly.explanation
+    )
+
+
+def test_a_duplicate_the_pipeline_refused_on_purpose_is_only_counted() -> None:
+    world = healthy()
+    refusal = Refusal(next(iter(world.entities)), "P0001", "this document was already requested")
+    world.fault("duplicate-events", 2.0, 2.0, effects=FaultEffects(refused_duplicates=(refusal,)))
+    result = no_duplicate_job.check(world.record())
+    assert result.verdict is Verdict.VALID and result.counts["refused_duplicates"] == 1
