@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from harness.errors import BadInput, NoDockerEngine
@@ -30,7 +31,8 @@ class DockerPostgres(Provider):
         try:
             import docker
 
-            docker.from_env().ping()
+            with contextlib.closing(docker.from_env()) as engine:  # its socket is closed, not left to GC
+                engine.ping()
         except Exception as exc:
             raise NoDockerEngine() from exc
         self._container = PostgresContainer(self.image, driver=None).start()
