@@ -1,4 +1,5 @@
-"""pytest-benchmark over the hot SQL paths (run with `pytest -m benchmark`); compare runs with
+"""pytest-benchmark over the hot SQL paths (run with `pytest -m benchmark -n 0`: under pytest-xdist,
+pytest-benchmark only calls each function once and measures nothing); compare runs with
 `--benchmark-compare`, never with a timed assertion."""
 
 from __future__ import annotations
@@ -35,10 +36,16 @@ def test_claim_and_complete_one_job(benchmark: Any, conn: psycopg.Connection[Any
         "RETURNING id) SELECT append_event(id, 'job.protect.required', '{}') FROM e"
     )
 
+    steps = 0
+
     def step() -> None:
+        nonlocal steps
+        steps += 1
         row = conn.execute("SELECT job_id, run_id FROM claim_orchestrator_jobs('bench', 1)").fetchone()
         if row:
             conn.execute("SELECT complete_job(%s, %s, '{}')", row)
 
     benchmark.pedantic(step, rounds=500, iterations=1)
-    assert conn.execute("SELECT count(*) FROM executor_jobs WHERE status = 'succeeded'").fetchone()[0] == 500
+    # Every step found a job and completed it (500 rounds when measuring, one call when benchmarks are off).
+    succeeded = conn.execute("SELECT count(*) FROM executor_jobs WHERE status = 'succeeded'").fetchone()[0]
+    assert steps >= 1 and succeeded == steps
