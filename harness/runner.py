@@ -189,6 +189,23 @@ def _read(dsn: str, read: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         return None
 
 
+def fresh_folder(scenario: Scenario, folder: Path) -> None:
+    """Make `folder` hold this run alone, starting with the scenario as run.
+
+    A folder left by an earlier run into the same --report-dir would mix its artefacts into this one: its
+    services' journals (the reference TSA and ledger reload theirs on start, so the old run's job ids collide
+    with the new one's and the services refuse them), logs, history. It is the harness's own output, so it is
+    removed, unless the scenario file being run lives in it (a replay into its own folder)."""
+    inside = scenario.path is not None and folder.resolve() in scenario.path.resolve().parents
+    if folder.is_dir() and not inside:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if scenario.path is None:
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(dataclasses.asdict(scenario), sort_keys=False))
+    elif scenario.path.resolve() != (folder / "scenario.yaml").resolve():
+        shutil.copyfile(scenario.path, folder / "scenario.yaml")
+
+
 def run_scenario(
     scenario: Scenario,
     sut: Sut,
@@ -200,11 +217,7 @@ def run_scenario(
     """Run one scenario and judge it; never raises for a failure of the system under test."""
     from harness.checkers import judge
 
-    folder.mkdir(parents=True, exist_ok=True)
-    if scenario.path is not None:
-        shutil.copyfile(scenario.path, folder / "scenario.yaml")
-    else:
-        (folder / "scenario.yaml").write_text(yaml.safe_dump(dataclasses.asdict(scenario), sort_keys=False))
+    fresh_folder(scenario, folder)
     started_wall, started = time.time(), time.monotonic()
 
     def ended(verdict: Verdict, **extra: Any) -> ScenarioResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,9 @@ from harness.wait import WaitTimeout, wait_until
 # The kind of job each role holds: a kill or a pause of that role proves something only while it holds one.
 ROLE_KIND = {"fase1-executor": "decision", "orchestrator": "execution"}
 IN_FLIGHT_WAIT_S = 5.0
+# After SIGSTOP, a statement the worker had already sent (its complete_job, say) still runs to its end on the
+# server: the jobs still held this long after the signal are the ones the pause froze.
+SIGNAL_SETTLE_S = 0.05
 
 
 def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
@@ -48,7 +52,9 @@ def _held(ctx: FaultContext) -> tuple[bool, str]:
         return True, ""
     return (
         held > 0,
-        f"; {held} job(s) in flight when it struck" if held else "; no job was in flight within 5 s",
+        f"; {held} job(s) in flight when it struck"
+        if held
+        else "; no job was held when it struck (tried for 5 s)",
     )
 
 
@@ -131,13 +137,31 @@ class PauseWorker(Fault):
         return (f"role:{params.get('role', 'orchestrator')}",)
 
     def start(self, ctx: FaultContext) -> dict[str, Any]:
+        """Pause while the role holds work, and make sure the pause caught some: jobs of a fast step often
+        finish between the read that saw them and the signal, so a pause that froze nothing is lifted at once
+        and tried again, within the in-flight bound."""
         role = param(ctx, "role", PauseWorker)
-        ctx.state["in_flight"] = _wait_for_work(ctx, role)
         victims = _victims(ctx, role, param(ctx, "count", PauseWorker))
-        for managed in victims:
-            ctx.system.supervisor.pause(managed.name)
         ctx.state["victims"] = [m.name for m in victims]
-        return {"paused": ctx.state["victims"], "in_flight": ctx.state["in_flight"]}
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+        tries = 0
+        while True:
+            tries += 1
+            ctx.state["in_flight"] = _wait_for_work(ctx, role)
+            for managed in victims:
+                ctx.system.supervisor.pause(managed.name)
+            kind = ROLE_KIND.get(role)
+            if kind is None or not ctx.state["in_flight"]:
+                break
+            time.sleep(SIGNAL_SETTLE_S)
+            now, ids = ctx.sql("in_flight", {"kind": kind})[0]
+            if ids or time.monotonic() >= deadline:
+                ctx.state["held"], ctx.state["struck_at"] = list(ids), now
+                ctx.state["in_flight"] = len(ids)
+                break
+            for managed in victims:
+                ctx.system.supervisor.resume(managed.name)
+        return {"paused": ctx.state["victims"], "in_flight": ctx.state["in_flight"], "tries": tries}
 
     def took_effect(self, ctx: FaultContext) -> tuple[bool | None, str]:
         states: list[str] = []
@@ -154,9 +178,11 @@ class PauseWorker(Fault):
         )
 
     def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        # read before the signal: a resumed worker finishes its frozen jobs within a millisecond, before a read
+        # after SIGCONT would come back, and they would look finished before the resume
+        ctx.state["resumed_at"] = ctx.sql("db_now")[0][0]
         for name in ctx.state.get("victims", []):
             ctx.system.supervisor.resume(name)
-        ctx.state["resumed_at"] = ctx.sql("db_now")[0][0]
         return {"resumed": ctx.state.get("victims", [])}
 
     def confirm(self, ctx: FaultContext) -> tuple[bool | None, str] | None:

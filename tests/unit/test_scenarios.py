@@ -167,3 +167,24 @@ def test_the_reference_without_its_dedupe_fix_skips_every_later_rewrite_of_the_g
     (scenario,) = load_scenarios([SCENARIO_DIR / "ambiguous-dedupe-key-bug.yaml"])
     assert scenario.migrations_set == "without-dedupe-fix" and not scenario.migrations_skip
     assert rewrites and sorted(sut.migration_sets["without-dedupe-fix"].skip) == rewrites
+
+
+def test_a_scenario_folder_reused_by_a_new_run_holds_that_run_alone(tmp_path: Path) -> None:
+    """A second run into the same --report-dir must not inherit the first one's artefacts (the services'
+    journals among them); a replay of a scenario file kept in its own folder keeps that file."""
+    from harness.runner import fresh_folder
+
+    source = SCENARIO_DIR / "steady-state.yaml"
+    scenario = load_scenarios([source])[0]
+    folder = tmp_path / "steady-state"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "tsa.jsonl").write_text('{"key": "job-1"}\n')
+    (folder / "checks.json").write_text("[]")
+    fresh_folder(scenario, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["scenario.yaml"]
+    assert (folder / "scenario.yaml").read_text() == source.read_text()
+
+    (folder / "logs").mkdir()
+    kept = load_scenarios([folder / "scenario.yaml"])[0]
+    fresh_folder(kept, folder)
+    assert (folder / "logs").is_dir() and (folder / "scenario.yaml").read_text() == source.read_text()
