@@ -216,7 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="required objects, capabilities, and which scenarios can run (exit 3 when something is missing)",
     )
-    sut_check.add_argument("file", type=Path, metavar="FILE", help="the SUT file (harness init writes one)")
+    sut_check.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        metavar="FILE",
+        help="the SUT file (harness init writes one; default: the reference pipeline, as `harness run` uses it)",
+    )
     sut_check.add_argument(
         "--suite", action="append", help="the suites whose scenarios to judge (default: nightly); repeatable"
     )
@@ -615,9 +621,8 @@ def cmd_sut(args: argparse.Namespace) -> int:
     from harness.runner import requirements
     from harness.scenario import all_scenario_files, load_scenarios
     from harness.sut.check import check_sut, render
-    from harness.sut.config import load_sut
 
-    sut = load_sut(args.file)
+    sut = _sut(args.file)
     suites = args.suite or ["nightly"]
     scenarios = [
         s for s in load_scenarios(all_scenario_files(_folders(args, sut))) if set(s.suites) & set(suites)

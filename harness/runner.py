@@ -265,7 +265,7 @@ def run_scenario(
 
 
 @contextlib.contextmanager
-def _evaluating(dsn: str, alerts: AlertSource) -> Iterator[None]:
+def evaluating(dsn: str, alerts: AlertSource) -> Iterator[None]:
     """The pack is evaluated from a thread while the run goes; the pipeline's own alerts evaluate themselves."""
     if not isinstance(alerts, PackAlerts):
         yield
@@ -303,7 +303,7 @@ def record_scenario(
         missing = requirements(scenario, sql, system.found)
         if missing:
             raise NotApplicable(missing)
-        stack.enter_context(_evaluating(dsn, alerts))
+        stack.enter_context(evaluating(dsn, alerts))
         workload = Workload(dsn, scenario.workload, history, scenario.seed, sql)
         nemesis = Nemesis(
             scenario.faults, history, fault_contexts(dsn, provider, system, history, workload), scenario.seed

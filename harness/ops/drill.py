@@ -42,6 +42,7 @@ from harness.runner import (
     alert_source,
     default_workers,
     drain,
+    evaluating,
     fault_contexts,
     prepare_database,
     requirements,
@@ -190,10 +191,18 @@ def run_drill(
         missing = requirements(scenario, sql)
         if missing:
             raise BadInput(f"pipeline {sut.name!r} cannot run the drill {book.name}: {'; '.join(missing)}")
+        unavailable = rb.diagnose(dsn, book).unavailable(spec.cause)
+        if unavailable:
+            raise BadInput(
+                f"pipeline {sut.name!r} cannot run the drill {book.name}: no step of the runbook that finds "
+                f"{spec.cause} can read this pipeline ({'; '.join(unavailable)}): not applicable, the "
+                "runbook's steps read objects of the reference pipeline that this one lacks"
+            )
         alerts = alert_source(sql)
         prepare_database(dsn, scenario, sql)
         options = SystemOptions(workers=default_workers(sut, scenario), settings=DRILL_SETTINGS)
         system = stack.enter_context(RunningSystem(sut, dsn, folder / "logs", options, sql))
+        stack.enter_context(evaluating(dsn, alerts))  # the harness's pack, where the pipeline has no alerts
         out(f"drill {book.name}: {book.title}")
         out(f"  fault: {spec.fault.label}; expected cause: {spec.cause}")
         load = Load(dsn, scenario.workload, history, scenario.seed, sql)
@@ -326,9 +335,11 @@ def _steady(
         result.problems.append(f"the runbook blames a healthy system: {', '.join(healthy.findings)}")
 
 
-def _book_alerts(sql: SutSql, book: rb.Runbook) -> set[str]:
-    """The runbook's alerts (the pipeline's rule names) in the harness's names, as the alert source gives."""
-    return {sql.alert_name(rule) for rule in book.alerts}
+def _book_alerts(book: rb.Runbook) -> set[str]:
+    """The runbook's alerts, in the harness's names as every alert source gives them (a pipeline's own rules
+    through its SUT file's [alerts.rules], or the harness's observability pack), so one runbook serves any
+    pipeline."""
+    return set(book.alerts)
 
 
 def _detect(
@@ -342,7 +353,7 @@ def _detect(
     timeout_s: float,
     nemesis: Nemesis,
 ) -> None:
-    wanted = _book_alerts(sql, book)
+    wanted = _book_alerts(book)
     since = planted.timestamp()
 
     def fired() -> dict[str, Any] | None:
@@ -399,7 +410,7 @@ def _resolve(
     result: DrillResult,
     out: Callable[[str], None],
 ) -> None:
-    wanted = _book_alerts(sql, book)
+    wanted = _book_alerts(book)
     healed = _now(dsn)
     try:
         wait_until(

@@ -4,7 +4,8 @@ A step is a heading `### N. Title` followed by prose and one fenced block whose 
 `sql`. The info string may declare what a result means: ```` ```sql finding=core-trigger-disabled ````
 says "rows returned here identify the cause `core-trigger-disabled`"; a block without `finding=` only shows
 context. Blocks marked ```` ```sql fix ```` are remedies for a person and are never run by a diagnosis.
-The alerts a runbook answers are listed on a line `Alerts: `a`, `b``.
+The alerts a runbook answers are listed on a line `Alerts: `a`, `b``, in the harness's names (the ones
+scenarios use), which every pipeline maps to its own rules: one runbook serves any pipeline.
 
 `diagnose` runs every step's query in a read-only transaction (as `pipeline_reader` where that role exists),
 so walking a runbook against production can never change it.
@@ -22,9 +23,13 @@ from typing import Any
 import psycopg
 
 from harness.errors import BadInput
+from harness.sut.config import ALERTS
 
 _STEP = re.compile(r"^###\s+(\d+)\.\s+(.+?)\s*$", re.MULTILINE)
 _FENCE = re.compile(r"^```sql([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# Undefined table, function, column, object, schema: the runbook reads something this pipeline does not have
+# (its queries are written against the reference's objects), which says nothing about the pipeline's health.
+MISSING_OBJECT = frozenset({"42P01", "42883", "42703", "42704", "3F000"})
 _ALERTS = re.compile(r"^Alerts:\s*(.+)$", re.MULTILINE)
 _TITLE = re.compile(r"^#\s+(.+)$", re.MULTILINE)
 MAX_ROWS = 20
@@ -60,6 +65,7 @@ class StepResult:
     row_count: int = 0
     error: str | None = None
     seconds: float = 0.0
+    lacking: bool = False  # the query names an object this pipeline does not have (not a failure of it)
 
     @property
     def found(self) -> bool:
@@ -76,6 +82,7 @@ class StepResult:
             "columns": list(self.columns),
             "rows": [[_plain(v) for v in row] for row in self.rows],
             "error": self.error,
+            "lacking": self.lacking,
             "seconds": round(self.seconds, 4),
             "sql": self.step.sql,
         }
@@ -93,6 +100,14 @@ class Diagnosis:
     @property
     def errors(self) -> tuple[str, ...]:
         return tuple(f"step {r.step.number}: {r.error}" for r in self.results if r.error)
+
+    def unavailable(self, cause: str) -> list[str]:
+        """Why this pipeline cannot show `cause` at all: every step that would find it reads an object the
+        pipeline lacks (one reason per step); empty when some such step can run."""
+        finders = [r for r in self.results if r.step.finding == cause]
+        if not finders or not all(r.lacking for r in finders):
+            return []
+        return [f"step {r.step.number} ({r.step.title}): {r.error}" for r in finders]
 
 
 def _plain(value: Any) -> Any:
@@ -147,7 +162,13 @@ def parse(text: str, name: str, path: Path) -> Runbook:
         raise BadInput(f"{path}: steps must be numbered 1..{len(steps)} in order, found {numbers}")
     title = _TITLE.search(text)
     alerts = _ALERTS.search(text)
-    names = tuple(re.findall(r"`([a-z0-9_]+)`", alerts.group(1))) if alerts else ()
+    names = tuple(re.findall(r"`([a-z0-9_-]+)`", alerts.group(1))) if alerts else ()
+    unknown = [n for n in names if n not in ALERTS]
+    if unknown:
+        raise BadInput(
+            f"{path}: the Alerts line names {', '.join(unknown)}; name the harness's alerts "
+            f"({', '.join(ALERTS)}), which each pipeline maps to its own rules"
+        )
     return Runbook(name, title.group(1).strip() if title else name, path, names, tuple(steps))
 
 
@@ -176,7 +197,8 @@ def run_step(conn: psycopg.Connection[Any], step: Step) -> StepResult:
             rows = cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StepResult(step, error=first, seconds=time.monotonic() - started)
+        lacking = exc.sqlstate in MISSING_OBJECT
+        return StepResult(step, error=first, seconds=time.monotonic() - started, lacking=lacking)
     return StepResult(
         step, columns, tuple(tuple(r) for r in rows[:MAX_ROWS]), len(rows), seconds=time.monotonic() - started
     )
@@ -186,6 +208,9 @@ def render_result(result: StepResult) -> str:
     """A step's result as a small text table, with what it means."""
     step = result.step
     lines = [f"step {step.number}. {step.title}"]
+    if result.lacking:
+        lines.append(f"  not on this pipeline: {result.error} (the step reads an object this pipeline lacks)")
+        return "\n".join(lines)
     if result.error:
         lines.append(f"  query failed: {result.error}")
         return "\n".join(lines)

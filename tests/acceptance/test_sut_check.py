@@ -64,9 +64,12 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_the_reference_meets_the_contract_and_every_nightly_scenario_applies() -> None:
-    done = _run("sut", "check", str(reference_sut().path), "--json")
+    # no FILE: the reference, as `harness run` defaults to it
+    done = _run("sut", "check", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
+    assert report["sut"] == reference_sut().name
+    assert Path(report["migrations"]) == reference_sut().migrations
     assert report["ok"] and report["system_started"] and not report["missing"]
     assert {"failpoints", "replay", "settings", "alerts", "heartbeats", "alert:core-trigger-disabled"} <= set(
         report["capabilities"]

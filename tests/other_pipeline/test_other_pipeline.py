@@ -116,6 +116,33 @@ class Bug(NamedTuple):
     check: str  # the check `harness run` must find invalid
 
 
+def test_a_drill_runs_on_it_with_the_harness_alerts_or_says_why_not(tmp_path: Path) -> None:
+    """It has no alerts of its own: the harness's pack detects the planted fault under the runbook's alert
+    names, and the runbook steps that read the reference's objects are marked as such, not as failures. A
+    drill whose every finding step reads what it lacks is not applicable: exit 3, naming the step."""
+    done = harness(
+        "drill", "not-enqueued", "--auto", "--sut", str(SUT_FILE), "--report-dir", str(tmp_path / "drills")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ALERT core-trigger-disabled firing" in done.stdout
+    assert "=> FINDING core-trigger-disabled" in done.stdout
+    assert "not on this pipeline: " in done.stdout and "query failed" not in done.stdout
+
+    done = harness(
+        "drill",
+        "enqueued-not-executed",
+        "--auto",
+        "--sut",
+        str(SUT_FILE),
+        "--report-dir",
+        str(tmp_path / "x"),
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "cannot run the drill enqueued-not-executed" in done.stderr
+    assert "finds worker-role-absent" in done.stderr and "step 2" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 PLANTED = {
     "claim-returns-both-kinds": Bug(
         "claim_orchestrator_jobs",
