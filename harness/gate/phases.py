@@ -403,7 +403,9 @@ def runbook_drills(facts: GateFacts) -> Criterion:
             check=False,
             stdin=subprocess.DEVNULL,
         )
-        tail = (run.stdout.strip().splitlines() or ["(no output)"])[-3:]
+        # a drill that cannot run says why in one line on stderr (not applicable, bad input)
+        said = run.stdout.strip().splitlines() + run.stderr.strip().splitlines()[-1:]
+        tail = (said or ["(no output)"])[-3:]
         evidence.append(f"harness drill {name}: exit {run.returncode}; " + " | ".join(tail))
         ok = ok and run.returncode == 0
     return Criterion(
