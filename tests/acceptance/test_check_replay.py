@@ -45,6 +45,20 @@ def test_a_stored_run_is_judged_again_to_the_same_bytes(run_dir: Path) -> None:
         assert (run_dir / "recheck" / name).read_bytes() == (run_dir / name).read_bytes(), name
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_every_nightly_scenario_stored_is_judged_again_to_the_same_bytes(tmp_path: Path) -> None:
+    """The whole nightly suite (about 4 minutes, hence `-m slow`): every scenario's recorded run, read back
+    from its folder, gets the verdict and the report bytes it got when it ran."""
+    folder = tmp_path / "nightly"
+    done = _harness("run", "nightly", "--report-dir", str(folder))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    again = _harness("check", str(folder))
+    assert again.returncode == 0, again.stdout + again.stderr
+    for name in ("report.json", "junit.xml", "report.html"):
+        assert (folder / "recheck" / name).read_bytes() == (folder / name).read_bytes(), name
+
+
 def test_an_edited_record_is_judged_on_what_it_now_holds(run_dir: Path, tmp_path: Path) -> None:
     # A copy of the run whose final read lost one job: the same files judged again now find it lost.
     import shutil

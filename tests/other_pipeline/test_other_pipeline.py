@@ -400,3 +400,8 @@ def test_the_nightly_suite_holds_against_it(tmp_path: Path) -> None:
     assert all(why and all(w.startswith("failpoint") for w in why) for why in skipped.values()), skipped
     assert skipped["crash-after-side-effect"][0].startswith("failpoint:execution.before-result-event:")
     assert len(verdicts) >= 19 and len(skipped) < len(verdicts) // 4 and verdicts["steady-state"] == "valid"
+    # every scenario's stored folder judged again: the same verdicts, the same report bytes
+    again = harness("check", str(tmp_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    for name in ("report.json", "junit.xml", "report.html"):
+        assert (tmp_path / "recheck" / name).read_bytes() == (tmp_path / name).read_bytes(), name
