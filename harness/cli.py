@@ -486,7 +486,6 @@ def _bench_instructions(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.records import Verdict
     from harness.reports import summary_table, write_reports
     from harness.scenario import select
     from harness.session import new_run_id, run_session
@@ -516,13 +515,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     write_reports(summary, folder)
     print(summary_table(summary))
-    if summary.verdict == Verdict.INVALID:
-        return EXIT_FAILED
-    if any(result.error for result in summary.scenarios):
-        return EXIT_HARNESS
-    # Not-applicable scenarios are counted and named, never failed; but a run where nothing applied proved
-    # nothing about the pipeline: unknown.
-    return EXIT_OK if summary.verdict == Verdict.VALID else EXIT_UNKNOWN
+    return _exit_for(summary)
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -549,6 +542,8 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def _exit_for(summary: Any) -> int:
+    """The exit code of a run, a re-check or a replay. Not-applicable scenarios are counted and named, never
+    failed; but a run where nothing applied proved nothing about the pipeline: unknown."""
     from harness.records import Verdict
 
     if summary.verdict == Verdict.INVALID:

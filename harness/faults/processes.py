@@ -21,6 +21,14 @@ IN_FLIGHT_WAIT_S = 5.0
 SIGNAL_SETTLE_S = 0.05
 
 
+def _held_now(ctx: FaultContext, kind: str) -> list[Any]:
+    """The jobs of `kind` held right now, kept with the database's clock for `confirm` (a job can finish
+    between this read and the signal)."""
+    now, ids = ctx.sql("in_flight", {"kind": kind})[0]
+    ctx.state["held"], ctx.state["struck_at"] = list(ids), now
+    return list(ids)
+
+
 def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
     """Wait (up to a bound) until workers of `role` hold at least one job; how many they hold then (None for
     a role that holds no jobs: the scheduler, the monitor). Hitting an idle worker proves nothing about
@@ -29,14 +37,8 @@ def _wait_for_work(ctx: FaultContext, role: str) -> int | None:
     if kind is None:
         return None
 
-    def held() -> list[Any]:
-        now, ids = ctx.sql("in_flight", {"kind": kind})[0]
-        # kept for `confirm`: a job can finish between this read and the signal
-        ctx.state["held"], ctx.state["struck_at"] = list(ids), now
-        return list(ids)
-
     with contextlib.suppress(WaitTimeout):
-        wait_until(held, IN_FLIGHT_WAIT_S, f"a {kind} job in flight", 0.02)
+        wait_until(lambda: _held_now(ctx, kind), IN_FLIGHT_WAIT_S, f"a {kind} job in flight", 0.02)
     return len(ctx.state["held"])
 
 
@@ -143,6 +145,7 @@ class PauseWorker(Fault):
         role = param(ctx, "role", PauseWorker)
         victims = _victims(ctx, role, param(ctx, "count", PauseWorker))
         ctx.state["victims"] = [m.name for m in victims]
+        kind = ROLE_KIND.get(role)
         deadline = time.monotonic() + IN_FLIGHT_WAIT_S
         tries = 0
         while True:
@@ -150,14 +153,12 @@ class PauseWorker(Fault):
             ctx.state["in_flight"] = _wait_for_work(ctx, role)
             for managed in victims:
                 ctx.system.supervisor.pause(managed.name)
-            kind = ROLE_KIND.get(role)
             if kind is None or not ctx.state["in_flight"]:
                 break
             time.sleep(SIGNAL_SETTLE_S)
-            now, ids = ctx.sql("in_flight", {"kind": kind})[0]
-            if ids or time.monotonic() >= deadline:
-                ctx.state["held"], ctx.state["struck_at"] = list(ids), now
-                ctx.state["in_flight"] = len(ids)
+            frozen = _held_now(ctx, kind)
+            if frozen or time.monotonic() >= deadline:
+                ctx.state["in_flight"] = len(frozen)
                 break
             for managed in victims:
                 ctx.system.supervisor.resume(managed.name)

@@ -335,13 +335,6 @@ def _steady(
         result.problems.append(f"the runbook blames a healthy system: {', '.join(healthy.findings)}")
 
 
-def _book_alerts(book: rb.Runbook) -> set[str]:
-    """The runbook's alerts, in the harness's names as every alert source gives them (a pipeline's own rules
-    through its SUT file's [alerts.rules], or the harness's observability pack), so one runbook serves any
-    pipeline."""
-    return set(book.alerts)
-
-
 def _detect(
     dsn: str,
     sql: SutSql,
@@ -353,7 +346,7 @@ def _detect(
     timeout_s: float,
     nemesis: Nemesis,
 ) -> None:
-    wanted = _book_alerts(book)
+    wanted = set(book.alerts)
     since = planted.timestamp()
 
     def fired() -> dict[str, Any] | None:
@@ -410,7 +403,7 @@ def _resolve(
     result: DrillResult,
     out: Callable[[str], None],
 ) -> None:
-    wanted = _book_alerts(book)
+    wanted = set(book.alerts)
     healed = _now(dsn)
     try:
         wait_until(

@@ -49,6 +49,8 @@ class Runbook:
     name: str
     title: str
     path: Path
+    # in the harness's names, as every alert source gives them (a pipeline's own rules through its SUT
+    # file's [alerts.rules], or the harness's pack): one runbook serves any pipeline
     alerts: tuple[str, ...]
     steps: tuple[Step, ...]
 
